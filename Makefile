@@ -1,0 +1,95 @@
+# hull — build, sample bundles, tests, benchmarks.
+#
+#   make run                  install deps, build, run the hello container
+#   make test                 deps build bundles lint unit suite test-runc (fail fast)
+#   make test RUNTIME=runc    same, but the black-box suite runs against runc only
+#   make bench                runtime-tests/bench/bench.sh (hull vs runc vs crun)
+#
+# Variables: RUNTIME (binary the suite drives; default target/release/hull),
+#            CARGO (default cargo), BUSYBOX (default /bin/busybox).
+
+SHELL   := /bin/bash
+CARGO   ?= cargo
+BUSYBOX ?= /bin/busybox
+HULL    := $(CURDIR)/target/release/hull
+RUNTIME ?= $(HULL)
+
+# Sample bundles: every bundles/<name>/ that has a config.json gets a rootfs.
+BUNDLES := $(patsubst %/config.json,%,$(wildcard bundles/*/config.json))
+ROOTFSES := $(addsuffix /rootfs,$(BUNDLES))
+
+# Packages `make deps` makes sure of (crun is installed by the bench only).
+APT_PKGS := busybox-static runc hyperfine
+
+# The suite needs the release binary only when it drives hull.
+SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)
+# With RUNTIME=runc, `make test` runs the suite once, against runc.
+TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
+
+# Prerequisites run in the order written, and the first failure stops make.
+.NOTPARALLEL:
+.PHONY: all deps build bundles run lint unit suite test-runc test bench clean
+
+all: build
+
+deps:
+	@missing=; \
+	for p in $(APT_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "deps: cargo not found (install rustup, then . \$$HOME/.cargo/env)" >&2; exit 1; }
+	@if command -v rustup >/dev/null; then \
+	  inst=$$(rustup component list --installed); \
+	  for c in clippy rustfmt; do \
+	    grep -q "^$$c" <<<"$$inst" || rustup component add $$c; \
+	  done; \
+	fi
+
+build:
+	$(CARGO) build --release
+
+bundles: $(ROOTFSES)
+
+# Built in a temporary directory and renamed, so an interrupted build never
+# leaves a half rootfs that make would take for finished.
+bundles/%/rootfs: | bundles/%/config.json
+	@echo "bundles: building $@ from $(BUSYBOX)"
+	@rm -rf $@.tmp
+	@mkdir -p $@.tmp/{bin,proc,sys,dev,tmp,etc,root}
+	@chmod 1777 $@.tmp/tmp
+	@chmod 700 $@.tmp/root
+	@cp $(BUSYBOX) $@.tmp/bin/busybox
+	@chroot $@.tmp /bin/busybox --install -s /bin
+	@printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > $@.tmp/etc/passwd
+	@printf 'root:x:0:\nnogroup:x:65534:\nnobody:x:65534:\n' > $@.tmp/etc/group
+	@mv $@.tmp $@
+
+run: deps build bundles
+	cd bundles/hello && $(HULL) run hello-$$$$
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test -p hull
+
+suite: $(SUITE_DEPS)
+	RUNTIME=$(RUNTIME) $(CARGO) test -p runtime-tests --test suite
+
+test-runc: bundles
+	RUNTIME=runc $(CARGO) test -p runtime-tests --test suite
+
+test: deps build bundles lint unit suite $(TEST_RUNC)
+
+bench:
+	bash runtime-tests/bench/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf bundles/*/rootfs bundles/*/rootfs.tmp

@@ -1,0 +1,140 @@
+//! An OCI bundle: config.json and the rootfs it names, loaded and checked
+//! before anything is created, so a bad bundle leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::error::{Context, Error, Result};
+
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// Absolute, canonical path of the rootfs on the host.
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::fs::canonicalize(dir)
+            .step_at("open bundle", dir)
+            .map_err(|e| e.hint("pass the bundle directory with --bundle (it holds config.json)"))?;
+        let config = dir.join("config.json");
+        let text = std::fs::read(&config)
+            .step_at("read config", &config)
+            .map_err(|e| e.hint("a bundle needs a config.json; `hull spec` writes a default one"))?;
+        let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
+        let rootfs = rootfs_path(&dir, &spec)?;
+        validate(&spec, &config)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
+
+    pub fn process(&self) -> &Process {
+        // validate() refused a config without one.
+        self.spec.process().as_ref().expect("validated: process present")
+    }
+}
+
+/// Parse config.json, naming the field that is wrong, e.g.
+/// `process.args: invalid type: string "ls", expected a sequence`.
+pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            format!("not valid JSON: {inner}")
+        } else if field == "." {
+            inner.to_string()
+        } else {
+            format!("field {field}: {inner}")
+        };
+        Error::new("parse config").detail(what)
+    })
+}
+
+fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::new("check config").detail("root is missing").hint("set root.path, e.g. \"rootfs\""))?;
+    let path = dir.join(root.path());
+    let rootfs = std::fs::canonicalize(&path)
+        .step_at("open rootfs", &path)
+        .map_err(|e| e.hint("root.path must name a directory (relative to the bundle or absolute)"))?;
+    if !rootfs.is_dir() {
+        return Err(Error::new("open rootfs").at(&rootfs).detail("not a directory"));
+    }
+    Ok(rootfs)
+}
+
+/// The checks runc makes before creating anything, so that the kernel is
+/// never the first to notice a config that cannot work.
+fn validate(spec: &Spec, config: &Path) -> Result<()> {
+    let bad = |what: String| Error::new("check config").at(config).detail(what);
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| bad("process is missing".into()).hint("a container needs process.args and process.cwd"))?;
+    match process.args() {
+        Some(args) if !args.is_empty() => {}
+        _ => return Err(bad("process.args must name a program".into())),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(bad(format!("process.cwd {:?} must be an absolute path", process.cwd())));
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = Vec::new();
+    for ns in namespaces {
+        if seen.contains(&ns.typ()) {
+            return Err(bad(format!("namespace {:?} is listed twice", ns.typ())));
+        }
+        seen.push(ns.typ());
+    }
+    let has = |t: LinuxNamespaceType| seen.contains(&t);
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let new_user = namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none());
+    if new_user && !maps {
+        return Err(bad("a new user namespace needs linux.uidMappings and linux.gidMappings".into()));
+    }
+    if maps && !has(LinuxNamespaceType::User) {
+        return Err(bad("uidMappings/gidMappings need a user namespace".into()));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(bad("hostname needs a uts namespace".into()).hint("add {\"type\": \"uts\"} to linux.namespaces"));
+    }
+    if !has(LinuxNamespaceType::Mount) {
+        return Err(bad("hull needs a mount namespace to set up the rootfs".into())
+            .hint("add {\"type\": \"mount\"} to linux.namespaces"));
+    }
+    if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
+        return Err(bad("timeOffsets need a time namespace".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_field_of_a_wrong_type() {
+        let err = parse_spec(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":"ls"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process.args"), "{err}");
+    }
+
+    #[test]
+    fn says_when_it_is_not_json() {
+        let err = parse_spec(b"{ nope").unwrap_err().to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+}

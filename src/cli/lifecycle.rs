@@ -1,0 +1,251 @@
+//! The lifecycle commands: create, start, run, kill, delete.
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill as kill_pid, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::create::{self, CreateOptions};
+use crate::error::{Context, Error, Result};
+use crate::log::Logger;
+use crate::signal as signals;
+use crate::state::{Container, Status, Store};
+use crate::sys;
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Path to the bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Write the init's host pid to this file
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (for an initramfs root)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility; hull creates no session keyring
+    #[arg(long, hide = true)]
+    no_new_keyring: bool,
+    id: String,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Path to the bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Return once the container is started, leave it running
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the init's host pid to this file
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Keep the stopped container's state after a foreground run
+    #[arg(long)]
+    keep: bool,
+    /// Use MS_MOVE + chroot instead of pivot_root (for an initramfs root)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility; hull creates no session keyring
+    #[arg(long, hide = true)]
+    no_new_keyring: bool,
+    id: String,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal every process of the container, not just its init
+    #[arg(short, long)]
+    all: bool,
+    id: String,
+    /// Signal name (TERM, SIGTERM) or number; default TERM
+    #[arg(default_value = "SIGTERM")]
+    signal: String,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is still running
+    #[arg(short, long)]
+    force: bool,
+    id: String,
+}
+
+pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
+    let opts = CreateOptions {
+        id: args.id,
+        bundle: args.bundle,
+        pid_file: args.pid_file,
+        no_pivot: args.no_pivot,
+    };
+    create::create(&Store::new(root), &opts, log)
+        .map(drop)
+        .map_err(|e| e.within(format!("create {}", opts.id)))
+}
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let container = Store::new(root).load(id)?;
+    start_container(&container).map_err(|e| e.within(format!("start {id}")))
+}
+
+/// Release a created container's init: open exec.fifo (the init is blocked
+/// opening the other end), read its byte, remove the fifo. A pidfd in the
+/// same poll means an init that died instead is noticed at once.
+fn start_container(container: &Container) -> Result<()> {
+    match container.status() {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
+        Status::Running => return Err(Error::new("cannot start an already running container")),
+        Status::Creating => return Err(Error::new("cannot start a container in the creating state")),
+    }
+    let pid = container.live_pid().ok_or_else(|| Error::new("cannot start a container that has stopped"))?;
+    let pidfd = sys::pidfd_open(pid).step("open pidfd of init")?;
+    let fifo_path = container.fifo();
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_path)
+        .step_at("open exec.fifo", &fifo_path)?;
+    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other.step("wait for container init").map(drop)?,
+        }
+    }
+    let released = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+    let _ = std::fs::remove_file(&fifo_path);
+    if released {
+        Ok(())
+    } else {
+        Err(Error::new("start").detail("the container init exited before it was started"))
+    }
+}
+
+pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
+    let store = Store::new(root);
+    let id = args.id.clone();
+    let opts = CreateOptions {
+        id: args.id,
+        bundle: args.bundle,
+        pid_file: args.pid_file,
+        no_pivot: args.no_pivot,
+    };
+    // Block the signals we forward before the init exists, so none is lost
+    // between its birth and our signalfd (the init unblocks them before exec).
+    let forwarded = forwarded_signals();
+    if !args.detach {
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
+    }
+    let (container, pid) = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
+    if let Err(e) = start_container(&container) {
+        create::destroy(container);
+        return Err(e.within(format!("run {id}")));
+    }
+    log.step("started");
+    if args.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Let `state`, `kill` and `delete` reach the container while it runs.
+    drop(container);
+    let code = forward_signals_until_exit(pid, &forwarded)?;
+    if !args.keep {
+        if let Ok(container) = store.load(&id) {
+            create::destroy(container);
+        }
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// Every signal a user may send to `hull run` that the container should get
+/// instead; SIGCHLD tells us the init has exited.
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::all();
+    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+        set.remove(s);
+    }
+    set
+}
+
+/// Relay signals to the init until it exits; return its exit code, with
+/// 128+N for a process killed by signal N, as shells do.
+fn forward_signals_until_exit(init: Pid, set: &SigSet) -> Result<u8> {
+    let sfd = SignalFd::new(set).step("create signalfd")?;
+    loop {
+        // Reap first: the init may have exited before we started listening.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code as u8),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as u8),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        let Some(info) = sfd.read_signal().step("read signalfd")? else { continue };
+        let sig = info.ssi_signo as i32;
+        if sig == libc::SIGCHLD {
+            continue;
+        }
+        if let Ok(sig) = Signal::try_from(sig) {
+            let _ = kill_pid(init, sig);
+        }
+    }
+}
+
+pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
+    let container = Store::new(root).load(&args.id)?;
+    let signal = signals::parse(&args.signal)?;
+    match container.status() {
+        Status::Created | Status::Running => {}
+        _ => return Err(Error::new("container not running").within(format!("kill {}", args.id))),
+    }
+    // --all: without a cgroup to enumerate (a later layer), the init is the
+    // process we can reach; in a pid namespace its death ends the rest.
+    let _ = args.all;
+    signals::send(container.record.pid, container.record.pid_start, signal)
+        .map_err(|e| e.within(format!("kill {}", args.id)))
+}
+
+pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
+    let store = Store::new(root);
+    let container = match store.load(&args.id) {
+        Ok(c) => c,
+        Err(e) if e.to_string().contains("does not exist") => {
+            // A create killed before its first write leaves a bare dir.
+            store.remove_stale(&args.id);
+            return if args.force { Ok(()) } else { Err(e) };
+        }
+        Err(e) => return Err(e),
+    };
+    match container.status() {
+        Status::Running if !args.force => Err(Error::new(format!(
+            "cannot delete container {} that is not stopped: running",
+            args.id
+        ))
+        .hint("stop it with `hull kill`, or use `delete --force`")),
+        _ => {
+            create::destroy(container);
+            Ok(())
+        }
+    }
+}
+
+/// SIGKILL a process we know by pid and start time, and wait until it is
+/// gone (pidfd readable), so that what it held is free when we return.
+pub fn kill_and_wait(pid: Pid, start: u64) {
+    let Ok(pidfd) = signals::pidfd_if_ours(pid.as_raw(), start) else {
+        return;
+    };
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    // A SIGKILLed process exits promptly; the bound only guards against a
+    // process stuck in the kernel (D state), which we cannot help.
+    let _ = poll(&mut fds, PollTimeout::from(10_000u16));
+}

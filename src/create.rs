@@ -1,0 +1,88 @@
+//! The create path, top to bottom: every host object a container gets, in
+//! order, and how a failure undoes it. Nothing before `reserve` touches the
+//! host, so a bad bundle leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
+use nix::unistd::{mkfifo, Pid};
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Result};
+use crate::log::Logger;
+use crate::process::{self, SpawnOptions};
+use crate::state::{Container, Record, Store, OCI_VERSION};
+
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+}
+
+pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<(Container, Pid)> {
+    let bundle = Bundle::load(&opts.bundle)?;
+    log.step("load bundle");
+    let mut container = store.reserve(new_record(&opts.id, &bundle))?;
+    log.step("reserve id (state dir, lock, state.json)");
+
+    match build(&bundle, &mut container, opts, log) {
+        Ok(pid) => Ok((container, pid)),
+        Err(err) => {
+            destroy(container);
+            Err(err)
+        }
+    }
+}
+
+/// Everything after the id is reserved. Each object lives in the state dir
+/// or is journalled in state.json before it exists, so `destroy` (and
+/// `delete --force` after a crash) can find it.
+fn build(bundle: &Bundle, container: &mut Container, opts: &CreateOptions, log: &Logger) -> Result<Pid> {
+    let fifo = container.fifo();
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).step_at("create exec.fifo", &fifo)?;
+    // umask may have cut the mode; any container user must be able to open it.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .step_at("chmod exec.fifo", &fifo)?;
+    log.step("create exec.fifo");
+
+    let pid = process::spawn(bundle, container, &SpawnOptions { no_pivot: opts.no_pivot })?;
+    log.step("container init ready");
+
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid)?;
+        log.step("write pid file");
+    }
+    Ok(pid)
+}
+
+fn new_record(id: &str, bundle: &Bundle) -> Record {
+    Record {
+        oci_version: OCI_VERSION.to_string(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::time::rfc3339_now(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: String::new(),
+    }
+}
+
+/// Undo a container whatever state it reached: kill the init if it lives,
+/// then forget it. Used by a failed create and by `delete`.
+pub fn destroy(container: Container) {
+    if let Some(pid) = container.live_pid() {
+        crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
+    }
+    let _ = container.remove();
+}
+
+/// temp + rename: whoever waits for the pid file never reads half a number.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.hull-tmp"));
+    std::fs::write(&tmp, pid.to_string()).step_at("write pid file", &tmp)?;
+    std::fs::rename(&tmp, path).step_at("write pid file", path)
+}

@@ -1,0 +1,102 @@
+//! Starting the container init (hull's side of the clone) and talking to it
+//! until it is ready. The child's side is init.rs.
+
+pub mod init;
+pub mod namespaces;
+pub mod sync;
+
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::state::{proc_start_time, Container};
+use crate::sys::{self, Forked};
+use init::InitContext;
+use namespaces::Plan;
+use sync::Msg;
+
+pub struct SpawnOptions {
+    pub no_pivot: bool,
+}
+
+/// Fork the init of `container`, record its pid before it touches the host,
+/// serve its requests (id maps), and return once it waits for `start`.
+pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) -> Result<Pid> {
+    let plan = Plan::from_spec(&bundle.spec)?;
+    let (ours, theirs) = sync::pair()?;
+    let state_dir = open_path(container)?;
+    let flags = plan.clone_flags().bits() as u32 as u64;
+
+    let child = match sys::clone_fork(flags, None).step("clone container init")? {
+        Forked::Child => {
+            drop(ours);
+            init::run(InitContext {
+                bundle,
+                plan: &plan,
+                chan: &theirs,
+                state_dir: &state_dir,
+                lock_fd: container.lock_fd(),
+                no_pivot: opts.no_pivot,
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(theirs);
+    record_init(container, child)?;
+
+    let mut init = child;
+    loop {
+        match ours.recv()? {
+            Some((Msg::MapIds, _)) => {
+                namespaces::write_id_maps(child, &bundle.spec)?;
+                ours.send(&Msg::Mapped)?;
+            }
+            Some((Msg::InitPid(pid), _)) => {
+                // The intermediate of the slow path has done its job.
+                let _ = waitpid(child, None);
+                init = Pid::from_raw(pid);
+                record_init(container, init)?;
+            }
+            Some((Msg::Ready, _)) => return Ok(init),
+            Some((Msg::Failed(msg), _)) => {
+                let _ = waitpid(init, None);
+                return Err(Error::new(msg));
+            }
+            Some((Msg::Mapped, _)) => return Err(Error::new("sync protocol").detail("unexpected message from init")),
+            None => return Err(vanished(init)),
+        }
+    }
+}
+
+/// Journal the init in state.json first, so `delete --force` finds it
+/// whatever happens to hull next.
+fn record_init(container: &mut Container, pid: Pid) -> Result<()> {
+    container.record.pid = pid.as_raw();
+    container.record.pid_start = proc_start_time(pid.as_raw()).map(|(s, _)| s).unwrap_or(0);
+    container.save()
+}
+
+fn open_path(container: &Container) -> Result<OwnedFd> {
+    open(
+        &container.dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(crate::sys::own_fd)
+    .step_at("open state dir", &container.dir)
+}
+
+/// The init closed the channel without a word: say how it ended.
+fn vanished(pid: Pid) -> Error {
+    let how = match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
+        _ => "ended".to_string(),
+    };
+    Error::new("start container init").detail(format!("the init {how} during setup"))
+}
