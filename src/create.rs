@@ -2,12 +2,14 @@
 //! order, and how a failure undoes it. Nothing before `reserve` touches the
 //! host, so a bad bundle leaves nothing behind.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
 use nix::unistd::{mkfifo, Pid};
 
 use crate::bundle::Bundle;
+use crate::console;
 use crate::error::{Context, Result};
 use crate::log::Logger;
 use crate::process::{self, SpawnOptions};
@@ -18,16 +20,32 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
+    pub console_socket: Option<PathBuf>,
+    /// Nobody will proxy a terminal (create, run -d): a terminal needs a console socket.
+    pub detached: bool,
 }
 
-pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<(Container, Pid)> {
+pub struct Created {
+    pub container: Container,
+    pub pid: Pid,
+    /// The pty master, for a foreground run to proxy.
+    pub pty: Option<OwnedFd>,
+}
+
+pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
     let bundle = Bundle::load(&opts.bundle)?;
+    let terminal = bundle.process().terminal().unwrap_or(false);
+    console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
     let mut container = store.reserve(new_record(&opts.id, &bundle))?;
     log.step("reserve id (state dir, lock, state.json)");
 
     match build(&bundle, &mut container, opts, log) {
-        Ok(pid) => Ok((container, pid)),
+        Ok((pid, pty)) => Ok(Created {
+            container,
+            pid,
+            pty,
+        }),
         Err(err) => {
             destroy(container);
             Err(err)
@@ -38,7 +56,12 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<(Cont
 /// Everything after the id is reserved. Each object lives in the state dir
 /// or is journalled in state.json before it exists, so `destroy` (and
 /// `delete --force` after a crash) can find it.
-fn build(bundle: &Bundle, container: &mut Container, opts: &CreateOptions, log: &Logger) -> Result<Pid> {
+fn build(
+    bundle: &Bundle,
+    container: &mut Container,
+    opts: &CreateOptions,
+    log: &Logger,
+) -> Result<(Pid, Option<OwnedFd>)> {
     let fifo = container.fifo();
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).step_at("create exec.fifo", &fifo)?;
     // umask may have cut the mode; any container user must be able to open it.
@@ -46,14 +69,27 @@ fn build(bundle: &Bundle, container: &mut Container, opts: &CreateOptions, log: 
         .step_at("chmod exec.fifo", &fifo)?;
     log.step("create exec.fifo");
 
-    let pid = process::spawn(bundle, container, &SpawnOptions { no_pivot: opts.no_pivot })?;
+    let ready = process::spawn(
+        bundle,
+        container,
+        &SpawnOptions {
+            no_pivot: opts.no_pivot,
+        },
+    )?;
     log.step("container init ready");
 
+    let mut pty = ready.pty;
+    if let (Some(socket), Some(master)) = (&opts.console_socket, &pty) {
+        console::send_to_socket(socket, master)?;
+        pty = None;
+        log.step("send pty to console socket");
+    }
+
     if let Some(path) = &opts.pid_file {
-        write_pid_file(path, pid)?;
+        write_pid_file(path, ready.pid)?;
         log.step("write pid file");
     }
-    Ok(pid)
+    Ok((ready.pid, pty))
 }
 
 fn new_record(id: &str, bundle: &Bundle) -> Record {
@@ -81,7 +117,10 @@ pub fn destroy(container: Container) {
 
 /// temp + rename: whoever waits for the pid file never reads half a number.
 fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.hull-tmp"));
     std::fs::write(&tmp, pid.to_string()).step_at("write pid file", &tmp)?;
     std::fs::rename(&tmp, path).step_at("write pid file", path)

@@ -3,6 +3,7 @@
 
 mod bundle;
 mod cli;
+mod console;
 mod create;
 mod error;
 mod log;
@@ -19,7 +20,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hull", version, about = "A fast, runc-compatible Linux container runtime")]
+#[command(
+    name = "hull",
+    version,
+    about = "A fast, runc-compatible Linux container runtime"
+)]
 struct Cli {
     /// Directory for the state of containers
     #[arg(long, global = true, default_value = "/run/hull")]
@@ -45,15 +50,11 @@ enum Command {
     /// Create a container from a bundle; its process waits for `start`
     Create(cli::lifecycle::CreateArgs),
     /// Start the process of a created container
-    Start {
-        id: String,
-    },
+    Start { id: String },
     /// Create and start a container; in the foreground, wait for its exit
     Run(cli::lifecycle::RunArgs),
     /// Print the state of a container as JSON
-    State {
-        id: String,
-    },
+    State { id: String },
     /// Send a signal to the container's init process
     Kill(cli::lifecycle::KillArgs),
     /// Delete a container and everything it holds on the host

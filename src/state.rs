@@ -96,14 +96,17 @@ impl Store {
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(format!("container with id {} already exists", record.id))
-                    .hint("pick another id, or delete the old container first"));
+                return Err(
+                    Error::new(format!("container with id {} already exists", record.id))
+                        .hint("pick another id, or delete the old container first"),
+                );
             }
             Err(e) => return Err(e).step_at("create state dir", &dir),
         }
         // The mode must not depend on the caller's umask: the container's
         // user (maybe unprivileged) opens exec.fifo through this directory.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).step_at("chmod state dir", &dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711))
+            .step_at("chmod state dir", &dir)?;
         let lock = lock_dir(&dir)?;
         let container = Container {
             dir,
@@ -149,7 +152,11 @@ impl Store {
             Some(Errno::ENOENT) => not_found(id),
             _ => e,
         })?;
-        Ok(Container { dir, record, lock: None })
+        Ok(Container {
+            dir,
+            record,
+            lock: None,
+        })
     }
 
     /// Read every container without taking locks (list must not wait on a
@@ -174,10 +181,6 @@ impl Store {
 }
 
 impl Container {
-    pub fn id(&self) -> &str {
-        &self.record.id
-    }
-
     pub fn status(&self) -> Status {
         status_of(&self.dir, &self.record, self.lock.is_some())
     }
@@ -205,7 +208,9 @@ impl Container {
     /// Remove the state directory; the container is forgotten.
     pub fn remove(self) -> Result<()> {
         match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).step_at("remove state dir", &self.dir),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).step_at("remove state dir", &self.dir)
+            }
             _ => Ok(()),
         }
     }
@@ -213,7 +218,11 @@ impl Container {
     /// runc's state JSON, as `state` prints it and hooks read it.
     pub fn state_json(&self) -> serde_json::Value {
         let status = self.status();
-        let pid = if status == Status::Stopped { 0 } else { self.record.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.record.pid
+        };
         serde_json::json!({
             "ociVersion": self.record.oci_version,
             "id": self.record.id,
@@ -229,7 +238,8 @@ impl Container {
 }
 
 pub fn not_found(id: &str) -> Error {
-    Error::new(format!("container {id} does not exist")).hint("`hull list` shows the containers under this --root")
+    Error::new(format!("container {id} does not exist"))
+        .hint("`hull list` shows the containers under this --root")
 }
 
 /// The same rule as runc: ids become directory names, so no slashes, no
@@ -239,31 +249,44 @@ fn check_id(id: &str) -> Result<()> {
         && id != "."
         && id != ".."
         && id.len() <= 1024
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!("invalid container id {id:?}")).hint("use letters, digits and _ + - ."))
+        Err(Error::new(format!("invalid container id {id:?}"))
+            .hint("use letters, digits and _ + - ."))
     }
 }
 
 fn lock_dir(dir: &Path) -> Result<Flock<File>> {
     let file = File::open(dir).step_at("open state dir", dir)?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::sys("lock state dir", Some(dir), e))
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys("lock state dir", Some(dir), e))
 }
 
 fn read_record(dir: &Path) -> Result<Record> {
     let path = dir.join(STATE_FILE);
     let text = fs::read(&path).step_at("read state", &path)?;
-    serde_json::from_slice(&text).map_err(|e| Error::new("parse state").at(&path).detail(e.to_string()))
+    serde_json::from_slice(&text)
+        .map_err(|e| Error::new("parse state").at(&path).detail(e.to_string()))
 }
 
 fn status_of(dir: &Path, record: &Record, we_hold_lock: bool) -> Status {
     if record.pid == 0 {
         // Reserved, init not yet started: "creating" while the create that
         // holds the lock runs, "stopped" once that create is gone.
-        let creating = if we_hold_lock { false } else { lock_is_held(dir) };
-        return if creating { Status::Creating } else { Status::Stopped };
+        let creating = if we_hold_lock {
+            false
+        } else {
+            lock_is_held(dir)
+        };
+        return if creating {
+            Status::Creating
+        } else {
+            Status::Stopped
+        };
     }
     if !is_alive(record) {
         return Status::Stopped;
@@ -276,11 +299,14 @@ fn status_of(dir: &Path, record: &Record, we_hold_lock: bool) -> Status {
 }
 
 fn is_alive(record: &Record) -> bool {
-    record.pid > 0 && matches!(proc_start_time(record.pid), Some((start, false)) if start == record.pid_start)
+    record.pid > 0
+        && matches!(proc_start_time(record.pid), Some((start, false)) if start == record.pid_start)
 }
 
 fn lock_is_held(dir: &Path) -> bool {
-    let Ok(file) = File::open(dir) else { return false };
+    let Ok(file) = File::open(dir) else {
+        return false;
+    };
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         Ok(_) => false,
         Err((_, e)) => e == Errno::EWOULDBLOCK,
@@ -353,7 +379,11 @@ mod tests {
         let c = store.load("a").unwrap();
         assert_eq!(c.status(), Status::Stopped);
         c.remove().unwrap();
-        assert!(store.load("a").unwrap_err().to_string().contains("does not exist"));
+        assert!(store
+            .load("a")
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -10,7 +10,10 @@ use crate::state::Store;
 
 pub fn state(root: &Path, id: &str) -> Result<()> {
     let container = Store::new(root).peek(id)?;
-    println!("{}", serde_json::to_string_pretty(&container.state_json()).expect("json"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&container.state_json()).expect("json")
+    );
     Ok(())
 }
 
@@ -42,9 +45,15 @@ pub fn list(root: &Path, args: ListArgs) -> Result<()> {
         println!("{}", serde_json::Value::Array(all));
         return Ok(());
     }
-    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
     for (record, status, uid) in &containers {
-        let pid = if *status == crate::state::Status::Stopped { 0 } else { record.pid };
+        let pid = if *status == crate::state::Status::Stopped {
+            0
+        } else {
+            record.pid
+        };
         rows.push(vec![
             record.id.clone(),
             pid.to_string(),
@@ -77,7 +86,13 @@ fn columns(rows: &[Vec<String>]) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(i, (cell, w))| if i + 1 == n { cell.clone() } else { format!("{cell:<w$}") })
+            .map(|(i, (cell, w))| {
+                if i + 1 == n {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
             .collect();
         out.push_str(&cells.concat());
         out.push('\n');
@@ -89,7 +104,10 @@ fn columns(rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_pad_to_runc_widths() {
-        let rows = vec![vec!["ID".to_string(), "PID".to_string()], vec!["web".to_string(), "42".to_string()]];
+        let rows = vec![
+            vec!["ID".to_string(), "PID".to_string()],
+            vec!["web".to_string(), "42".to_string()],
+        ];
         assert_eq!(super::columns(&rows), "ID          PID\nweb         42\n");
     }
 }

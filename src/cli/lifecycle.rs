@@ -1,6 +1,6 @@
 //! The lifecycle commands: create, start, run, kill, delete.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::console;
 use crate::create::{self, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
@@ -30,6 +31,9 @@ pub struct CreateArgs {
     /// Use MS_MOVE + chroot instead of pivot_root (for an initramfs root)
     #[arg(long)]
     no_pivot: bool,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
@@ -53,6 +57,9 @@ pub struct RunArgs {
     /// Use MS_MOVE + chroot instead of pivot_root (for an initramfs root)
     #[arg(long)]
     no_pivot: bool,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
@@ -84,6 +91,8 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
         bundle: args.bundle,
         pid_file: args.pid_file,
         no_pivot: args.no_pivot,
+        console_socket: args.console_socket,
+        detached: true,
     };
     create::create(&Store::new(root), &opts, log)
         .map(drop)
@@ -103,9 +112,13 @@ fn start_container(container: &Container) -> Result<()> {
         Status::Created => {}
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
         Status::Running => return Err(Error::new("cannot start an already running container")),
-        Status::Creating => return Err(Error::new("cannot start a container in the creating state")),
+        Status::Creating => {
+            return Err(Error::new("cannot start a container in the creating state"))
+        }
     }
-    let pid = container.live_pid().ok_or_else(|| Error::new("cannot start a container that has stopped"))?;
+    let pid = container
+        .live_pid()
+        .ok_or_else(|| Error::new("cannot start a container that has stopped"))?;
     let pidfd = sys::pidfd_open(pid).step("open pidfd of init")?;
     let fifo_path = container.fifo();
     let fifo = std::fs::OpenOptions::new()
@@ -113,14 +126,19 @@ fn start_container(container: &Container) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo_path)
         .step_at("open exec.fifo", &fifo_path)?;
-    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [
+        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+    ];
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             other => break other.step("wait for container init").map(drop)?,
         }
     }
-    let released = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+    let released = fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLIN));
     let _ = std::fs::remove_file(&fifo_path);
     if released {
         Ok(())
@@ -137,6 +155,8 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         bundle: args.bundle,
         pid_file: args.pid_file,
         no_pivot: args.no_pivot,
+        console_socket: args.console_socket,
+        detached: args.detach,
     };
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
@@ -144,7 +164,13 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     if !args.detach {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
     }
-    let (container, pid) = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
+    let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
+    let (container, pid) = (created.container, created.pid);
+    // In the foreground, our terminal drives the container's.
+    let raw = created.pty.as_ref().map(|master| {
+        console::copy_window_size(master.as_fd());
+        console::RawMode::enter()
+    });
     if let Err(e) = start_container(&container) {
         create::destroy(container);
         return Err(e.within(format!("run {id}")));
@@ -155,7 +181,8 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     }
     // Let `state`, `kill` and `delete` reach the container while it runs.
     drop(container);
-    let code = forward_signals_until_exit(pid, &forwarded)?;
+    let code = forward_signals_until_exit(pid, &forwarded, created.pty)?;
+    drop(raw);
     if !args.keep {
         if let Ok(container) = store.load(&id) {
             create::destroy(container);
@@ -168,35 +195,103 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
 /// instead; SIGCHLD tells us the init has exited.
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
-    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(s);
     }
     set
 }
 
-/// Relay signals to the init until it exits; return its exit code, with
-/// 128+N for a process killed by signal N, as shells do.
-fn forward_signals_until_exit(init: Pid, set: &SigSet) -> Result<u8> {
+/// Relay signals to the init (and, with a terminal, bytes between our
+/// stdio and the pty) until it exits; return its exit code, with 128+N for a
+/// process killed by signal N, as shells do.
+fn forward_signals_until_exit(init: Pid, set: &SigSet, pty: Option<OwnedFd>) -> Result<u8> {
     let sfd = SignalFd::new(set).step("create signalfd")?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut stdin_open = pty.is_some();
+    let mut pty_open = pty.is_some();
     loop {
         // Reap first: the init may have exited before we started listening.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code as u8),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as u8),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
+        if let Some(code) = reap(init) {
+            if let Some(master) = &pty {
+                drain(master.as_fd(), stdout.as_fd());
+            }
+            return Ok(code);
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(master) = pty.as_ref().filter(|_| pty_open) {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(_master) = pty.as_ref().filter(|_| stdin_open) {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.step("wait for the container")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if let Some(master) = &pty {
+            let mut i = 1;
+            if pty_open {
+                if ready[i] {
+                    pty_open = console::pump(master.as_fd(), stdout.as_fd());
+                }
+                i += 1;
+            }
+            if stdin_open && ready[i] {
+                stdin_open = console::pump(stdin.as_fd(), master.as_fd());
             }
         }
-        let Some(info) = sfd.read_signal().step("read signalfd")? else { continue };
-        let sig = info.ssi_signo as i32;
-        if sig == libc::SIGCHLD {
+        if !ready[0] {
             continue;
         }
-        if let Ok(sig) = Signal::try_from(sig) {
-            let _ = kill_pid(init, sig);
+        let Some(info) = sfd.read_signal().step("read signalfd")? else {
+            continue;
+        };
+        match info.ssi_signo as i32 {
+            libc::SIGCHLD => {}
+            libc::SIGWINCH if pty.is_some() => {
+                console::copy_window_size(pty.as_ref().expect("pty").as_fd())
+            }
+            sig => {
+                if let Ok(sig) = Signal::try_from(sig) {
+                    let _ = kill_pid(init, sig);
+                }
+            }
         }
     }
+}
+
+/// Reap exited children; the init's exit code once it is among them.
+fn reap(init: Pid) -> Option<u8> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Some(code as u8),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Some(128 + sig as u8),
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// The init has exited: copy what it wrote that we have not read yet.
+fn drain(master: BorrowedFd<'_>, out: BorrowedFd<'_>) {
+    let _ = nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    while console::pump(master, out) {}
 }
 
 pub fn kill(root: &Path, args: KillArgs) -> Result<()> {

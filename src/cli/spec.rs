@@ -80,6 +80,9 @@ mod tests {
     fn default_spec_is_a_valid_config() {
         let text = serde_json::to_vec(&super::default_spec()).unwrap();
         let spec = crate::bundle::parse_spec(&text).unwrap();
-        assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap(), &["sh"]);
+        assert_eq!(
+            spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+            &["sh"]
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -19,6 +19,7 @@ use oci_spec::runtime::{PosixRlimitType, Process};
 use super::namespaces::{Plan, CLONE_NEWTIME};
 use super::sync::{Channel, Msg};
 use crate::bundle::Bundle;
+use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::rootfs::{self, RootfsConfig};
 use crate::state::EXEC_FIFO_C;
@@ -53,6 +54,8 @@ struct Exec {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// The pty master, for hull, when process.terminal is true.
+    pty: Option<OwnedFd>,
 }
 
 fn setup(ctx: &InitContext) -> Result<Exec> {
@@ -97,13 +100,22 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
     }
 
     let process = ctx.bundle.process();
+    let pty = match process.terminal() {
+        Some(true) => Some(console::open_in_container(
+            process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16)),
+        )?),
+        _ => None,
+    };
     set_rlimits(process)?;
     switch_user(process)?;
     unistd::chdir(process.cwd().as_path()).step_at("chdir to process.cwd", process.cwd())?;
     if process.no_new_privileges() == Some(true) {
         prctl::set_no_new_privs().step("set no_new_privs")?;
     }
-    let exec = resolve_exec(process)?;
+    let mut exec = resolve_exec(process)?;
+    exec.pty = pty;
 
     // From here hull may exit (create returns): the init must outlive it.
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
@@ -136,7 +148,11 @@ fn fork_into_pid_namespace(chan: &Channel) -> Result<()> {
 
 fn enter_time_namespace(bundle: &Bundle) -> Result<()> {
     nix::sched::unshare(CLONE_NEWTIME).step("unshare time namespace")?;
-    let offsets = bundle.spec.linux().as_ref().and_then(|l| l.time_offsets().clone());
+    let offsets = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone());
     let mut text = String::new();
     for (clock, off) in offsets.iter().flatten() {
         let clock = match clock.as_str() {
@@ -147,7 +163,11 @@ fn enter_time_namespace(bundle: &Bundle) -> Result<()> {
                     .hint("linux.timeOffsets takes \"monotonic\" and \"boottime\""))
             }
         };
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     if !text.is_empty() {
         let path = Path::new("/proc/self/timens_offsets");
@@ -198,7 +218,12 @@ fn rlimit_resource(t: PosixRlimitType) -> Resource {
 
 fn switch_user(process: &Process) -> Result<()> {
     let user = process.user();
-    let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     match unistd::setgroups(&gids) {
         // A joined user namespace may have setgroups denied: fine when
         // there are no groups to set.
@@ -209,16 +234,23 @@ fn switch_user(process: &Process) -> Result<()> {
     let uid = Uid::from_raw(user.uid());
     unistd::setresgid(gid, gid, gid)
         .step("setgid")
-        .map_err(|e| e.detail(format!("gid {gid}")).hint_if(Errno::EINVAL, "the gid is not mapped in the user namespace"))?;
+        .map_err(|e| {
+            e.detail(format!("gid {gid}"))
+                .hint_if(Errno::EINVAL, "the gid is not mapped in the user namespace")
+        })?;
     unistd::setresuid(uid, uid, uid)
         .step("setuid")
-        .map_err(|e| e.detail(format!("uid {uid}")).hint_if(Errno::EINVAL, "the uid is not mapped in the user namespace"))?;
+        .map_err(|e| {
+            e.detail(format!("uid {uid}"))
+                .hint_if(Errno::EINVAL, "the uid is not mapped in the user namespace")
+        })?;
     umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022)));
     Ok(())
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::new("check process").detail(format!("{what} contains a NUL byte")))
+    CString::new(s)
+        .map_err(|_| Error::new("check process").detail(format!("{what} contains a NUL byte")))
 }
 
 fn resolve_exec(process: &Process) -> Result<Exec> {
@@ -247,8 +279,15 @@ fn resolve_exec(process: &Process) -> Result<Exec> {
         .map_err(|e| e.hint("process.args[0] must be an executable inside the rootfs"))?;
     Ok(Exec {
         path: cstring(&path.to_string_lossy(), "process.args[0]")?,
-        args: args.iter().map(|a| cstring(a, "process.args")).collect::<Result<_>>()?,
-        env: env.iter().map(|e| cstring(e, "process.env")).collect::<Result<_>>()?,
+        args: args
+            .iter()
+            .map(|a| cstring(a, "process.args"))
+            .collect::<Result<_>>()?,
+        env: env
+            .iter()
+            .map(|e| cstring(e, "process.env"))
+            .collect::<Result<_>>()?,
+        pty: None,
     })
 }
 
@@ -260,17 +299,27 @@ fn is_executable(path: &Path) -> bool {
 /// Tell hull we are ready, block until `start` opens exec.fifo, then exec.
 /// Errors from here on cannot reach hull (it may have exited): they go to
 /// the container's stderr and the exit code.
-fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec) -> ! {
-    if ctx.chan.send(&Msg::Ready).is_err() {
+fn wait_for_start_and_exec(ctx: &InitContext, mut exec: Exec) -> ! {
+    let pty = exec.pty.take();
+    if ctx
+        .chan
+        .send_with_fd(&Msg::Ready, pty.as_ref().map(|fd| fd.as_raw_fd()))
+        .is_err()
+    {
         std::process::exit(1);
     }
+    drop(pty);
     let result = (|| -> Result<std::convert::Infallible> {
         // Blocks until `start` opens the other end.
-        let fifo = sys::openat2(ctx.state_dir.as_fd(), EXEC_FIFO_C, libc::O_WRONLY, 0, 0).step("open exec.fifo")?;
-        std::fs::File::from(fifo).write_all(b"0").step("write exec.fifo")?;
+        let fifo = sys::openat2(ctx.state_dir.as_fd(), EXEC_FIFO_C, libc::O_WRONLY, 0, 0)
+            .step("open exec.fifo")?;
+        std::fs::File::from(fifo)
+            .write_all(b"0")
+            .step("write exec.fifo")?;
         restore_signals()?;
         sys::cloexec_from(3).step("close inherited fds")?;
-        unistd::execve(&exec.path, &exec.args, &exec.env).step_at("exec", Path::new(exec.path.to_str().unwrap_or("?")))
+        unistd::execve(&exec.path, &exec.args, &exec.env)
+            .step_at("exec", Path::new(exec.path.to_str().unwrap_or("?")))
     })();
     let Err(e) = result;
     eprintln!("hull: {e}");

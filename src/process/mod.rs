@@ -24,9 +24,16 @@ pub struct SpawnOptions {
     pub no_pivot: bool,
 }
 
+/// The init, set up and waiting for `start`.
+pub struct Ready {
+    pub pid: Pid,
+    /// The pty master when process.terminal is true.
+    pub pty: Option<OwnedFd>,
+}
+
 /// Fork the init of `container`, record its pid before it touches the host,
 /// serve its requests (id maps), and return once it waits for `start`.
-pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) -> Result<Pid> {
+pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) -> Result<Ready> {
     let plan = Plan::from_spec(&bundle.spec)?;
     let (ours, theirs) = sync::pair()?;
     let state_dir = open_path(container)?;
@@ -62,12 +69,14 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 init = Pid::from_raw(pid);
                 record_init(container, init)?;
             }
-            Some((Msg::Ready, _)) => return Ok(init),
+            Some((Msg::Ready, pty)) => return Ok(Ready { pid: init, pty }),
             Some((Msg::Failed(msg), _)) => {
                 let _ = waitpid(init, None);
                 return Err(Error::new(msg));
             }
-            Some((Msg::Mapped, _)) => return Err(Error::new("sync protocol").detail("unexpected message from init")),
+            Some((Msg::Mapped, _)) => {
+                return Err(Error::new("sync protocol").detail("unexpected message from init"))
+            }
             None => return Err(vanished(init)),
         }
     }

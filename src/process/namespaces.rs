@@ -122,14 +122,19 @@ impl Plan {
 /// Write the uid/gid maps of `pid` from the host side, where any mapping
 /// the spec asks for is allowed.
 pub fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else { return Ok(()) };
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
     let render = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
         maps.iter()
             .flatten()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect::<String>()
     };
-    for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         std::fs::write(&path, render(maps))
             .step_at("write id map", &path)
@@ -140,6 +145,11 @@ pub fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Plan {{ new: {:?}, join: {} }}", self.new, self.join.len())
+        write!(
+            f,
+            "Plan {{ new: {:?}, join: {} }}",
+            self.new,
+            self.join.len()
+        )
     }
 }

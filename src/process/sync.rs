@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::cmsg_space;
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
 };
 
 use crate::error::{Context, Error, Result};
@@ -61,9 +62,15 @@ impl Channel {
             }
             None => &[],
         };
-        sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-            .step("send on sync socket")
-            .map(drop)
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .step("send on sync socket")
+        .map(drop)
     }
 
     /// The next message, with the fd that came with it. `None` at end of
@@ -73,7 +80,12 @@ impl Channel {
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = cmsg_space!(RawFd);
         let msg = loop {
-            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 other => break other.step("receive on sync socket")?,
             }
@@ -110,7 +122,12 @@ fn encode(msg: &Msg) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Msg> {
-    let bad = || Error::new("sync protocol").detail(format!("unexpected message {:?}", String::from_utf8_lossy(bytes)));
+    let bad = || {
+        Error::new("sync protocol").detail(format!(
+            "unexpected message {:?}",
+            String::from_utf8_lossy(bytes)
+        ))
+    };
     let (tag, rest) = bytes.split_first().ok_or_else(bad)?;
     let text = String::from_utf8_lossy(rest);
     Ok(match tag {
@@ -122,7 +139,6 @@ fn decode(bytes: &[u8]) -> Result<Msg> {
         _ => return Err(bad()),
     })
 }
-
 
 #[cfg(test)]
 mod tests {

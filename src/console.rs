@@ -1,0 +1,137 @@
+//! Terminals for containers whose process.terminal is true.
+//!
+//! The init makes the pty from the container's own devpts (after
+//! pivot_root), so the pty belongs to the container, and sends the master
+//! to hull. hull then either hands it to the console socket (containerd's
+//! shim, `--console-socket`) or, for a foreground `run`, copies between its
+//! own stdio and the master.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::unistd::{dup2, isatty};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+/// In the init: a new pty whose slave becomes our stdio and controlling
+/// terminal (we are a session leader already). Returns the master.
+pub fn open_in_container(size: Option<(u16, u16)>) -> Result<OwnedFd> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .step_at("open pty master", Path::new("/dev/ptmx"))
+        .map_err(|e| {
+            e.hint("process.terminal needs a devpts mount at /dev/pts (newinstance, ptmxmode=0666)")
+        })?;
+    grantpt(&master).step("grantpt")?;
+    unlockpt(&master).step("unlockpt")?;
+    let name = ptsname_r(&master).step("ptsname")?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(sys::own_fd)
+    .step_at("open pty slave", Path::new(&name))?;
+    if let Some((rows, cols)) = size {
+        sys::set_window_size(slave.as_fd(), rows, cols).step("set console size")?;
+    }
+    sys::set_controlling_tty(slave.as_fd()).step("set controlling terminal")?;
+    for target in 0..=2 {
+        dup2(slave.as_raw_fd(), target).step("attach stdio to pty")?;
+    }
+    Ok(sys::own_fd(master.into_raw_fd()))
+}
+
+/// Hand the pty master to the listener on `socket`, as runc does: one
+/// message, payload the pty name, SCM_RIGHTS carrying exactly one fd.
+pub fn send_to_socket(socket: &Path, master: &OwnedFd) -> Result<()> {
+    let stream = UnixStream::connect(socket)
+        .step_at("connect console socket", socket)
+        .map_err(|e| e.hint("--console-socket must name a listening Unix socket"))?;
+    let payload = b"/dev/ptmx";
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(payload)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .step_at("send pty to console socket", socket)
+    .map(drop)
+}
+
+/// Our terminal in raw mode for the length of a foreground run, restored on drop.
+pub struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        if !isatty(stdin.as_raw_fd()).unwrap_or(false) {
+            return RawMode { saved: None };
+        }
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// Copy our terminal's size to the container's pty (at start and on SIGWINCH).
+pub fn copy_window_size(master: BorrowedFd<'_>) {
+    if let Ok((rows, cols)) = sys::window_size(std::io::stdin().as_fd()) {
+        let _ = sys::set_window_size(master, rows, cols);
+    }
+}
+
+/// Move what is readable on `from` to `to`. Returns false at end of input.
+pub fn pump(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 8192];
+    match nix::unistd::read(from.as_raw_fd(), &mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            let mut off = 0;
+            while off < n {
+                match nix::unistd::write(to, &buf[off..n]) {
+                    Ok(w) => off += w,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => return false,
+                }
+            }
+            true
+        }
+    }
+}
+
+pub fn check_usable(terminal: bool, console_socket: Option<&Path>, detached: bool) -> Result<()> {
+    if terminal && detached && console_socket.is_none() {
+        return Err(Error::new("check console")
+            .detail("process.terminal is true but the container will run detached without --console-socket")
+            .hint("pass --console-socket, or set process.terminal to false"));
+    }
+    if !terminal && console_socket.is_some() {
+        return Err(Error::new("check console")
+            .detail("--console-socket given but process.terminal is false")
+            .hint("set process.terminal to true, or drop --console-socket"));
+    }
+    Ok(())
+}
