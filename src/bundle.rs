@@ -19,11 +19,15 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::fs::canonicalize(dir)
             .step_at("open bundle", dir)
-            .map_err(|e| e.hint("pass the bundle directory with --bundle (it holds config.json)"))?;
+            .map_err(|e| {
+                e.hint("pass the bundle directory with --bundle (it holds config.json)")
+            })?;
         let config = dir.join("config.json");
         let text = std::fs::read(&config)
             .step_at("read config", &config)
-            .map_err(|e| e.hint("a bundle needs a config.json; `hull spec` writes a default one"))?;
+            .map_err(|e| {
+                e.hint("a bundle needs a config.json; `hull spec` writes a default one")
+            })?;
         let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
         let rootfs = rootfs_path(&dir, &spec)?;
         validate(&spec, &config)?;
@@ -32,7 +36,10 @@ impl Bundle {
 
     pub fn process(&self) -> &Process {
         // validate() refused a config without one.
-        self.spec.process().as_ref().expect("validated: process present")
+        self.spec
+            .process()
+            .as_ref()
+            .expect("validated: process present")
     }
 }
 
@@ -55,16 +62,21 @@ pub fn parse_spec(text: &[u8]) -> Result<Spec> {
 }
 
 fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| Error::new("check config").detail("root is missing").hint("set root.path, e.g. \"rootfs\""))?;
+    let root = spec.root().as_ref().ok_or_else(|| {
+        Error::new("check config")
+            .detail("root is missing")
+            .hint("set root.path, e.g. \"rootfs\"")
+    })?;
     let path = dir.join(root.path());
     let rootfs = std::fs::canonicalize(&path)
         .step_at("open rootfs", &path)
-        .map_err(|e| e.hint("root.path must name a directory (relative to the bundle or absolute)"))?;
+        .map_err(|e| {
+            e.hint("root.path must name a directory (relative to the bundle or absolute)")
+        })?;
     if !rootfs.is_dir() {
-        return Err(Error::new("open rootfs").at(&rootfs).detail("not a directory"));
+        return Err(Error::new("open rootfs")
+            .at(&rootfs)
+            .detail("not a directory"));
     }
     Ok(rootfs)
 }
@@ -73,16 +85,18 @@ fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
 /// never the first to notice a config that cannot work.
 fn validate(spec: &Spec, config: &Path) -> Result<()> {
     let bad = |what: String| Error::new("check config").at(config).detail(what);
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| bad("process is missing".into()).hint("a container needs process.args and process.cwd"))?;
+    let process = spec.process().as_ref().ok_or_else(|| {
+        bad("process is missing".into()).hint("a container needs process.args and process.cwd")
+    })?;
     match process.args() {
         Some(args) if !args.is_empty() => {}
         _ => return Err(bad("process.args must name a program".into())),
     }
     if !process.cwd().is_absolute() {
-        return Err(bad(format!("process.cwd {:?} must be an absolute path", process.cwd())));
+        return Err(bad(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        )));
     }
     let Some(linux) = spec.linux() else {
         return Ok(());
@@ -102,17 +116,22 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
         .iter()
         .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none());
     if new_user && !maps {
-        return Err(bad("a new user namespace needs linux.uidMappings and linux.gidMappings".into()));
+        return Err(bad(
+            "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+        ));
     }
     if maps && !has(LinuxNamespaceType::User) {
         return Err(bad("uidMappings/gidMappings need a user namespace".into()));
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err(bad("hostname needs a uts namespace".into()).hint("add {\"type\": \"uts\"} to linux.namespaces"));
+        return Err(bad("hostname needs a uts namespace".into())
+            .hint("add {\"type\": \"uts\"} to linux.namespaces"));
     }
     if !has(LinuxNamespaceType::Mount) {
-        return Err(bad("hull needs a mount namespace to set up the rootfs".into())
-            .hint("add {\"type\": \"mount\"} to linux.namespaces"));
+        return Err(
+            bad("hull needs a mount namespace to set up the rootfs".into())
+                .hint("add {\"type\": \"mount\"} to linux.namespaces"),
+        );
     }
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err(bad("timeOffsets need a time namespace".into()));
@@ -126,9 +145,11 @@ mod tests {
 
     #[test]
     fn names_the_field_of_a_wrong_type() {
-        let err = parse_spec(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":"ls"}}"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse_spec(
+            br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":"ls"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("process.args"), "{err}");
     }
 

@@ -69,6 +69,7 @@ pub struct Store {
 }
 
 /// One container, locked for the lifetime of this value.
+#[derive(Debug)]
 pub struct Container {
     pub dir: PathBuf,
     pub record: Record,

@@ -37,9 +37,16 @@ struct CloneArgs {
 /// The caller must be single-threaded: the child continues on a copy of the
 /// parent's stack, exactly as after fork(2).
 pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    // With CLONE_PARENT the child inherits our exit signal, and clone3
+    // insists exit_signal is then 0.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup {

@@ -71,6 +71,9 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
     if plan.fast_path() && plan.new.contains(CloneFlags::CLONE_NEWUSER) {
         request_id_maps(ctx.chan)?;
     }
+    if plan.has(CloneFlags::CLONE_NEWUSER) {
+        become_root_in_userns()?;
+    }
     if plan.needs_pid_fork() {
         fork_into_pid_namespace(ctx.chan)?;
     }
@@ -129,6 +132,18 @@ fn request_id_maps(chan: &Channel) -> Result<()> {
         Some((Msg::Failed(e), _)) => Err(Error::new(e)),
         _ => Err(Error::new("wait for uid/gid maps").detail("hull went away")),
     }
+}
+
+/// Our host uid 0 is not mapped in the container's user namespace: until we
+/// switch to its root we would create files as the overflow id (EOVERFLOW).
+fn become_root_in_userns() -> Result<()> {
+    let root_hint = "map container id 0 in linux.uidMappings and linux.gidMappings";
+    unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .step("become root in user namespace (setgid 0)")
+        .map_err(|e| e.hint(root_hint))?;
+    unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .step("become root in user namespace (setuid 0)")
+        .map_err(|e| e.hint(root_hint))
 }
 
 /// Slow path: unshare(CLONE_NEWPID) only moves our children, so fork once
