@@ -40,14 +40,19 @@ impl Tally {
             }
             Err(Outcome::Fail(m)) => {
                 self.failed += 1;
-                println!("FAIL {name}: {m}");
+                println!("FAIL {name}: {}", one_line(m));
             }
             Err(Outcome::Skip(m)) => {
                 self.skipped += 1;
-                println!("skipped {name}: {m}");
+                println!("skipped {name}: {}", one_line(m));
             }
         }
     }
+}
+
+/// Keep each report on one line (runtime stderr and JSON often span several).
+fn one_line(m: &str) -> String {
+    m.trim().replace('\n', " | ")
 }
 
 fn run_one(t: &Test) -> TestResult {
@@ -139,7 +144,7 @@ fn leak_check() -> TestResult {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => problems.push(format!("cannot read {root}: {e}")),
     }
-    let cgroups = leaked_cgroups();
+    let cgroups = crate::util::cgroups_matching(&format!("-{}-", std::process::id()));
     if !cgroups.is_empty() {
         // Empty leftovers are removed so they do not pile up between runs.
         // (killed leftovers above may need a moment to exit; bounded)
@@ -191,48 +196,6 @@ fn procs_mentioning(needle: &str) -> Vec<i32> {
         });
         if hit {
             found.push(pid);
-        }
-    }
-    found
-}
-
-/// Cgroup directories named after this suite's container ids (`rt-*-<pid>-*`) below the
-/// suite's own cgroups, in every mounted hierarchy.
-fn leaked_cgroups() -> Vec<String> {
-    let marker = format!("-{}-", std::process::id());
-    let own: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2).map(str::to_owned))
-        .collect();
-    let mut found = Vec::new();
-    fn walk(dir: &std::path::Path, depth: u32, marker: &str, found: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = e.path();
-            if name.starts_with("rt-") && name.contains(marker) {
-                let p = path.to_string_lossy().into_owned();
-                if !found.contains(&p) {
-                    found.push(p);
-                }
-            } else if depth > 0 {
-                walk(&path, depth - 1, marker, found);
-            }
-        }
-    }
-    let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return found;
-    };
-    for h in hier.flatten() {
-        for own_path in &own {
-            let base = h.path().join(own_path.trim_start_matches('/'));
-            walk(&base, 2, &marker, &mut found);
         }
     }
     found

@@ -149,3 +149,44 @@ pub fn signal(pid: i32, sig: i32) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Cgroup directories whose name starts with `rt-` (the suite's container ids) and
+/// contains `marker`, up to 3 levels below the suite's own cgroups, in every hierarchy.
+pub fn cgroups_matching(marker: &str) -> Vec<String> {
+    let own: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2).map(str::to_owned))
+        .collect();
+    let mut found = Vec::new();
+    fn walk(dir: &std::path::Path, depth: u32, marker: &str, found: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with("rt-") && name.contains(marker) {
+                let p = path.to_string_lossy().into_owned();
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            } else if depth > 0 {
+                walk(&path, depth - 1, marker, found);
+            }
+        }
+    }
+    let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return found;
+    };
+    for h in hier.flatten() {
+        for own_path in &own {
+            let base = h.path().join(own_path.trim_start_matches('/'));
+            walk(&base, 2, marker, &mut found);
+        }
+    }
+    found
+}

@@ -51,7 +51,7 @@ const TESTS: &[Test] = &[
     t("create_duplicate_id", Kind::Oci, create_duplicate_id),
     t(
         "create_concurrent_same_id",
-        Kind::Oci,
+        Kind::HullOnly,
         create_concurrent_same_id,
     ),
     // list / state / spec
@@ -681,7 +681,7 @@ fn spec_command(c: &Ctx) -> TestResult {
     ensure!(cfg["ociVersion"].is_string(), "ociVersion: {cfg}");
     ensure!(cfg["process"]["args"] == json!(["sh"]), "args: {cfg}");
     ensure!(cfg["root"]["path"] == "rootfs", "root.path: {cfg}");
-    // runc: "File config.json exists. Remove it first or use a different path"
+    // runc: "File config.json exists. Remove it first"
     c.rt.exec_in(&["spec"], Some(&d)).failed()?;
     Ok(())
 }
@@ -1025,6 +1025,15 @@ fn crash_safety_create(c: &Ctx) -> TestResult {
             Duration::from_secs(10),
             || procs_with_env(&marker).is_empty(),
         )?;
+        let cgroups: Vec<String> = runtime_tests::util::cgroups_matching(&id)
+            .into_iter()
+            .filter(|d| d.ends_with(&format!("/{id}")))
+            .collect();
+        ensure!(
+            cgroups.is_empty(),
+            "delay {delay_ms} ms: cgroups left after delete --force: {}",
+            cgroups.join(", ")
+        );
     }
     Ok(())
 }
