@@ -1,0 +1,239 @@
+//! The spec's `mounts`, in order, each onto a destination resolved inside the
+//! rootfs and reached through /proc/self/fd/N.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{statfs, PROC_SUPER_MAGIC};
+use nix::sys::statvfs::fstatvfs;
+use oci_spec::runtime::Mount;
+
+use super::options::{self, MountOptions};
+use super::resolve::fd_path;
+use super::{cgroup, Ctx};
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+const NONE: Option<&str> = None;
+
+pub fn dir_mode() -> Mode {
+    Mode::from_bits_truncate(0o755)
+}
+
+/// Mount every entry of `spec.mounts`, in order.
+pub fn mount_all(ctx: &Ctx) -> Result<()> {
+    for m in ctx.cfg.spec.mounts().iter().flatten() {
+        mount_one(ctx, m).map_err(|e| e.within(format!("mount {}", m.destination().display())))?;
+    }
+    Ok(())
+}
+
+fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
+    let mut opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    if typ == "bind" {
+        // runc treats type "bind" as a bind even without the option.
+        opts.flags |= MsFlags::MS_BIND;
+    }
+    if opts.is_bind() {
+        let source = m
+            .source()
+            .as_deref()
+            .ok_or_else(|| Error::new("bind mount").detail("no source"))?;
+        let source = if source.is_absolute() {
+            source.to_path_buf()
+        } else {
+            ctx.cfg.bundle.join(source)
+        };
+        return bind(ctx, &source, dest, &opts);
+    }
+    let source = m.source().as_deref().unwrap_or(Path::new(typ));
+    match typ {
+        "cgroup" | "cgroup2" => cgroup::mount(ctx, dest, typ, &opts),
+        // Root may mount sysfs for any network namespace (runc does); a user
+        // namespace only for one it owns.
+        "sysfs" if ctx.cfg.in_userns && !ctx.cfg.new_netns => {
+            rbind_host(ctx, Path::new("/sys"), dest, &opts)
+        }
+        // Without its own network (or IPC) namespace, a user namespace may not
+        // mount sysfs (mqueue): show the host's, as runc does.
+        "sysfs" | "mqueue" => match fresh(ctx, source, dest, typ, &opts) {
+            Err(e) if e.errno() == Some(Errno::EPERM) && ctx.cfg.in_userns => {
+                let (host, ns) = if typ == "sysfs" {
+                    ("/sys", "network")
+                } else {
+                    ("/dev/mqueue", "ipc")
+                };
+                if !Path::new(host).exists() {
+                    return Err(e.hint(format!(
+                        "give the container its own {ns} namespace (the host has no {host} to bind)"
+                    )));
+                }
+                rbind_host(ctx, Path::new(host), dest, &opts)
+            }
+            r => r,
+        },
+        "" => Err(Error::new("mount").detail("no type and not a bind")),
+        _ => fresh(ctx, source, dest, typ, &opts),
+    }
+}
+
+/// A new filesystem instance (proc, tmpfs, devpts, mqueue, sysfs, overlay...).
+pub fn fresh(ctx: &Ctx, source: &Path, dest: &Path, typ: &str, opts: &MountOptions) -> Result<()> {
+    let target = ctx.root.mkdir_all(dest, dir_mode())?;
+    check_proc_dest(ctx, dest, &target, typ == "proc")?;
+    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    mount(
+        Some(source),
+        &fd_path(&target),
+        Some(typ),
+        flags,
+        opts.data(),
+    )
+    .step_at(&format!("mount {typ}"), dest)?;
+    after_mount(ctx, dest, opts)
+}
+
+/// A bind mount of the host path `source` onto `dest` in the rootfs.
+pub fn bind(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let meta = std::fs::metadata(source)
+        .step_at("bind source", source)
+        .map_err(|e| e.hint_if(Errno::ENOENT, "the source does not exist on the host"))?;
+    let target = if meta.is_dir() {
+        ctx.root.mkdir_all(dest, dir_mode())?
+    } else {
+        ctx.root.create_file(dest)?
+    };
+    let source_is_proc = statfs(source).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
+    check_proc_dest(ctx, dest, &target, source_is_proc)?;
+    let mut flags = MsFlags::MS_BIND;
+    if opts.is_recursive() {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(source), &fd_path(&target), NONE, flags, NONE).step_at("bind mount", source)?;
+    if !opts.remount_flags().is_empty() {
+        let top = ctx.root.open_path("open mount", dest)?;
+        remount_bind(&top, opts.remount_flags(), opts).step_at("remount", dest)?;
+    }
+    after_mount(ctx, dest, opts)
+}
+
+/// A recursive bind of a host tree (/sys, /dev/mqueue) standing in for a
+/// fresh mount; "ro" then applies to every mount in the tree.
+fn rbind_host(ctx: &Ctx, host: &Path, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let mut opts = opts.clone();
+    opts.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        opts.rec_set |= sys::MOUNT_ATTR_RDONLY;
+    }
+    opts.data.clear();
+    // Whatever "/" propagates, mounts the container puts on top of the
+    // host's tree (e.g. the cgroup tmpfs on /sys) must not reach it.
+    opts.propagation
+        .insert(0, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    bind(ctx, host, dest, &opts)
+}
+
+/// Change a bind mount's per-mount flags to `want` plus the flags it already
+/// has that the user did not clear (see `options::kept_flags`).
+pub fn remount_bind(fd: &OwnedFd, want: MsFlags, opts: &MountOptions) -> nix::Result<()> {
+    let st = fstatvfs(fd.as_fd())?;
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | (want - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT))
+        | options::kept_flags(st.flags(), opts);
+    mount(NONE, &fd_path(fd), NONE, flags, NONE)
+}
+
+/// Propagation and recursive attributes, on the mount now at `dest`.
+fn after_mount(ctx: &Ctx, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let rec = opts.rec_set != 0 || opts.rec_clear != 0 || opts.rec_atime.is_some();
+    if opts.propagation.is_empty() && !rec {
+        return Ok(());
+    }
+    // Reopen: the fd we mounted onto names the directory underneath.
+    let top = ctx.root.open_path("open mount", dest)?;
+    for p in &opts.propagation {
+        mount(NONE, &fd_path(&top), NONE, *p, NONE).step_at("set mount propagation", dest)?;
+    }
+    if rec {
+        let (mut set, mut clear) = (opts.rec_set, opts.rec_clear);
+        if let Some(atime) = opts.rec_atime {
+            set |= atime;
+            clear |= sys::MOUNT_ATTR__ATIME;
+        }
+        sys::mount_setattr(top.as_fd(), true, set, clear)
+            .step_at("mount_setattr", dest)
+            .map_err(|e| e.hint_if(Errno::ENOSYS, "recursive mount options need Linux 5.12+"))?;
+    }
+    Ok(())
+}
+
+/// Where `fd` really is, relative to the rootfs ("proc/sys").
+fn in_rootfs(ctx: &Ctx, dest: &Path, fd: &OwnedFd) -> Result<PathBuf> {
+    let real = std::fs::read_link(fd_path(fd)).step_at("readlink mount target", dest)?;
+    real.strip_prefix(ctx.cfg.rootfs)
+        .map(Path::to_path_buf)
+        .map_err(|_| Error::new("mount target escapes the rootfs").at(real))
+}
+
+/// runc's rule against hiding /proc from the container's security view:
+/// only a procfs may go onto /proc, and beneath /proc only the files lxcfs
+/// emulates.
+fn check_proc_dest(ctx: &Ctx, dest: &Path, fd: &OwnedFd, is_proc: bool) -> Result<()> {
+    let rel = in_rootfs(ctx, dest, fd)?;
+    if proc_dest_allowed(&rel, is_proc) {
+        Ok(())
+    } else {
+        Err(Error::new("mount")
+            .at(dest)
+            .detail(if rel == Path::new("proc") {
+                "only a proc filesystem can be mounted on /proc"
+            } else {
+                "mounts inside /proc are not allowed"
+            }))
+    }
+}
+
+/// `rel` is the resolved destination relative to the rootfs.
+pub fn proc_dest_allowed(rel: &Path, is_proc: bool) -> bool {
+    const LXCFS: [&str; 10] = [
+        "proc/cpuinfo",
+        "proc/diskstats",
+        "proc/meminfo",
+        "proc/stat",
+        "proc/swaps",
+        "proc/uptime",
+        "proc/loadavg",
+        "proc/slabinfo",
+        "proc/net/dev",
+        "proc/sys/kernel/ns_last_pid",
+    ];
+    if !rel.starts_with("proc") {
+        return true;
+    }
+    if rel == Path::new("proc") {
+        return is_proc;
+    }
+    LXCFS.iter().any(|p| rel == Path::new(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_rules() {
+        assert!(proc_dest_allowed(Path::new("proc"), true));
+        assert!(!proc_dest_allowed(Path::new("proc"), false));
+        assert!(proc_dest_allowed(Path::new("proc/meminfo"), false));
+        assert!(!proc_dest_allowed(Path::new("proc/sys"), false));
+        assert!(!proc_dest_allowed(Path::new("proc/self/attr"), true));
+        assert!(proc_dest_allowed(Path::new("processes"), false));
+        assert!(proc_dest_allowed(Path::new("data"), false));
+    }
+}
