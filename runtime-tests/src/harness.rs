@@ -16,6 +16,11 @@ pub enum Kind {
     HullOnly,
 }
 
+/// Build a test entry (usable in `const` lists).
+pub const fn t(name: &'static str, kind: Kind, f: fn(&Ctx) -> TestResult) -> Test {
+    Test { name, kind, f }
+}
+
 pub struct Test {
     pub name: &'static str,
     pub kind: Kind,
@@ -203,7 +208,7 @@ fn procs_mentioning(needle: &str) -> Vec<i32> {
 
 /// Run `tests` (filtered by the first non-flag argument) on 4 threads, then the leak
 /// check; print the summary and exit non-zero if anything failed.
-pub fn main(tests: &[Test]) -> ! {
+pub fn main(tests: &[&Test]) -> ! {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     if let Err(e) = runtime_bin() {
         println!("FAIL setup: {e} (set RUNTIME to a runtime binary)");
@@ -223,6 +228,7 @@ pub fn main(tests: &[Test]) -> ! {
 
     let selected: Vec<&Test> = tests
         .iter()
+        .copied()
         .filter(|t| filter.as_deref().is_none_or(|f| t.name.contains(f)))
         .collect();
     let tally = Mutex::new(Tally::default());

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use runtime_tests::fixture::{config, sh_config, Ctx};
-use runtime_tests::harness::{self, Kind, Test};
+use runtime_tests::harness::{self, t, Kind, Test};
 use runtime_tests::util::{pid_alive, procs_with_env, signal, wait_file_contains, wait_until};
 use runtime_tests::{ensure, fail, skip, Outcome, TestResult};
 use serde_json::{json, Value};
@@ -85,12 +85,28 @@ const TESTS: &[Test] = &[
     t("log_json_errors", Kind::HullOnly, log_json_errors),
 ];
 
-const fn t(name: &'static str, kind: Kind, f: fn(&Ctx) -> TestResult) -> Test {
-    Test { name, kind, f }
-}
+// Each area keeps its tests in its own file under tests/suite/.
+#[path = "suite/cgroups.rs"]
+mod cgroups;
+#[path = "suite/exec.rs"]
+mod exec;
+#[path = "suite/security.rs"]
+mod security;
+#[path = "suite/storage.rs"]
+mod storage;
 
 fn main() {
-    harness::main(TESTS)
+    let all: Vec<&Test> = [
+        TESTS,
+        cgroups::TESTS,
+        exec::TESTS,
+        security::TESTS,
+        storage::TESTS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    harness::main(&all)
 }
 
 // ---------------------------------------------------------------------------------------

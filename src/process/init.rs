@@ -65,6 +65,9 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
     // If hull dies during setup, so does the half-made container.
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
 
+    // hull journals our pid and puts us in our cgroups first.
+    wait_for(ctx.chan, Msg::Go, "wait for placement")?;
+
     let spec = &ctx.bundle.spec;
     let plan = ctx.plan;
     plan.join_and_unshare(|| request_id_maps(ctx.chan))?;
@@ -74,6 +77,7 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
     if plan.has(CloneFlags::CLONE_NEWUSER) {
         become_root_in_userns()?;
     }
+    plan.unshare_after_placement()?;
     if plan.needs_pid_fork() {
         fork_into_pid_namespace(ctx.chan)?;
     }
@@ -127,10 +131,14 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
 
 fn request_id_maps(chan: &Channel) -> Result<()> {
     chan.send(&Msg::MapIds)?;
+    wait_for(chan, Msg::Mapped, "wait for uid/gid maps")
+}
+
+fn wait_for(chan: &Channel, want: Msg, step: &str) -> Result<()> {
     match chan.recv()? {
-        Some((Msg::Mapped, _)) => Ok(()),
-        Some((Msg::Failed(e), _)) => Err(Error::new(e)),
-        _ => Err(Error::new("wait for uid/gid maps").detail("hull went away")),
+        Some((msg, _)) if msg == want => Ok(()),
+        Some((msg, _)) => Err(Error::new(step).detail(format!("unexpected {msg:?} from hull"))),
+        None => Err(Error::new(step).detail("hull went away")),
     }
 }
 

@@ -55,6 +55,8 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
     };
     drop(theirs);
     record_init(container, child)?;
+    // cgroups: place `child` here (its children inherit the placement).
+    ours.send(&Msg::Go)?;
 
     let mut init = child;
     loop {
@@ -74,7 +76,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 let _ = waitpid(init, None);
                 return Err(Error::new(msg));
             }
-            Some((Msg::Mapped, _)) => {
+            Some((Msg::Mapped | Msg::Go, _)) => {
                 return Err(Error::new("sync protocol").detail("unexpected message from init"))
             }
             None => return Err(vanished(init)),

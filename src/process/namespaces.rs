@@ -76,10 +76,12 @@ impl Plan {
         self.new.contains(f) || self.join.iter().any(|(g, _, _)| *g == f)
     }
 
-    /// Flags for the first clone: everything at once on the fast path.
+    /// Flags for the first clone: everything at once on the fast path,
+    /// except cgroup (its root is the cgroup we are in when it is made, so
+    /// the init unshares it once hull has placed it) and time.
     pub fn clone_flags(&self) -> CloneFlags {
         if self.join.is_empty() {
-            self.new - CLONE_NEWTIME
+            self.new - CLONE_NEWTIME - CloneFlags::CLONE_NEWCGROUP
         } else {
             CloneFlags::empty()
         }
@@ -103,11 +105,23 @@ impl Plan {
             unshare(CloneFlags::CLONE_NEWUSER).step("unshare user namespace")?;
             map_ids()?;
         }
-        let rest = self.new - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWPID - CLONE_NEWTIME;
+        let rest = self.new
+            - CloneFlags::CLONE_NEWUSER
+            - CloneFlags::CLONE_NEWPID
+            - CLONE_NEWTIME
+            - CloneFlags::CLONE_NEWCGROUP;
         if !rest.is_empty() {
             unshare(rest).step("unshare namespaces")?;
         }
-        if self.new.contains(CloneFlags::CLONE_NEWPID) {
+        Ok(())
+    }
+
+    /// After hull has placed us in our cgroups: the namespaces that had to wait.
+    pub fn unshare_after_placement(&self) -> Result<()> {
+        if self.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+            unshare(CloneFlags::CLONE_NEWCGROUP).step("unshare cgroup namespace")?;
+        }
+        if !self.fast_path() && self.new.contains(CloneFlags::CLONE_NEWPID) {
             unshare(CloneFlags::CLONE_NEWPID).step("unshare pid namespace")?;
         }
         Ok(())

@@ -20,6 +20,8 @@ pub enum Msg {
     MapIds,
     /// hull → init: the maps are written.
     Mapped,
+    /// hull → init: you are journalled and placed (cgroups); go on.
+    Go,
     /// intermediate → hull: the init (pid 1 of the new pid namespace) has this host pid.
     InitPid(i32),
     /// init → hull: set up, waiting for start. Carries the pty master when the process has a terminal.
@@ -111,6 +113,7 @@ fn encode(msg: &Msg) -> Vec<u8> {
     match msg {
         Msg::MapIds => b"M".to_vec(),
         Msg::Mapped => b"m".to_vec(),
+        Msg::Go => b"g".to_vec(),
         Msg::InitPid(pid) => format!("P{pid}").into_bytes(),
         Msg::Ready => b"R".to_vec(),
         Msg::Failed(text) => {
@@ -133,6 +136,7 @@ fn decode(bytes: &[u8]) -> Result<Msg> {
     Ok(match tag {
         b'M' => Msg::MapIds,
         b'm' => Msg::Mapped,
+        b'g' => Msg::Go,
         b'P' => Msg::InitPid(text.parse().map_err(|_| bad())?),
         b'R' => Msg::Ready,
         b'E' => Msg::Failed(text.into_owned()),
@@ -150,6 +154,7 @@ mod tests {
         for msg in [
             Msg::MapIds,
             Msg::Mapped,
+            Msg::Go,
             Msg::InitPid(42),
             Msg::Ready,
             Msg::Failed("mount /proc: EPERM".into()),
