@@ -2,20 +2,16 @@
 //! from "just forked" to execve of the user's process. Every error before
 //! `Ready` goes back to hull over the sync channel with its cause.
 
-use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
-use nix::sys::resource::{setrlimit, Resource};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::stat::{umask, Mode};
+use nix::sys::signal::Signal;
 use nix::unistd::{self, Gid, Uid};
-use oci_spec::runtime::{PosixRlimitType, Process};
 
+use super::finalize::{self, Exec};
 use super::namespaces::{Plan, CLONE_NEWTIME};
 use super::sync::{Channel, Msg};
 use crate::bundle::Bundle;
@@ -39,8 +35,8 @@ pub struct InitContext<'a> {
 /// Never returns: execs the container process or exits.
 pub fn run(ctx: InitContext) -> ! {
     let err = match setup(&ctx) {
-        Ok(exec) => {
-            wait_for_start_and_exec(&ctx, exec);
+        Ok((exec, pty)) => {
+            wait_for_start_and_exec(&ctx, exec, pty);
         }
         Err(e) => e,
     };
@@ -48,17 +44,7 @@ pub fn run(ctx: InitContext) -> ! {
     std::process::exit(1)
 }
 
-/// The program to exec, resolved before we report ready, so a typo in
-/// process.args fails `create`, not `start`.
-struct Exec {
-    path: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
-    /// The pty master, for hull, when process.terminal is true.
-    pty: Option<OwnedFd>,
-}
-
-fn setup(ctx: &InitContext) -> Result<Exec> {
+fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     if let Some(fd) = ctx.lock_fd {
         let _ = unistd::close(fd);
     }
@@ -115,18 +101,11 @@ fn setup(ctx: &InitContext) -> Result<Exec> {
         )?),
         _ => None,
     };
-    set_rlimits(process)?;
-    switch_user(process)?;
-    unistd::chdir(process.cwd().as_path()).step_at("chdir to process.cwd", process.cwd())?;
-    if process.no_new_privileges() == Some(true) {
-        prctl::set_no_new_privs().step("set no_new_privs")?;
-    }
-    let mut exec = resolve_exec(process)?;
-    exec.pty = pty;
+    let exec = finalize::apply(process)?;
 
     // From here hull may exit (create returns): the init must outlive it.
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
-    Ok(exec)
+    Ok((exec, pty))
 }
 
 fn request_id_maps(chan: &Channel) -> Result<()> {
@@ -199,131 +178,10 @@ fn enter_time_namespace(bundle: &Bundle) -> Result<()> {
     Ok(())
 }
 
-fn set_rlimits(process: &Process) -> Result<()> {
-    for rl in process.rlimits().iter().flatten() {
-        let resource = rlimit_resource(rl.typ());
-        setrlimit(resource, rl.soft(), rl.hard())
-            .map_err(|e| {
-                Error::sys(format!("set rlimit {}", rl.typ()), None, e)
-                    .detail(format!("soft {} hard {}", rl.soft(), rl.hard()))
-            })
-            .map_err(|e| {
-                e.hint_if(
-                    Errno::EPERM,
-                    "raising a hard limit needs CAP_SYS_RESOURCE; keep hard at or below the current limit",
-                )
-            })?;
-    }
-    Ok(())
-}
-
-fn rlimit_resource(t: PosixRlimitType) -> Resource {
-    use PosixRlimitType as T;
-    match t {
-        T::RlimitCpu => Resource::RLIMIT_CPU,
-        T::RlimitFsize => Resource::RLIMIT_FSIZE,
-        T::RlimitData => Resource::RLIMIT_DATA,
-        T::RlimitStack => Resource::RLIMIT_STACK,
-        T::RlimitCore => Resource::RLIMIT_CORE,
-        T::RlimitRss => Resource::RLIMIT_RSS,
-        T::RlimitNproc => Resource::RLIMIT_NPROC,
-        T::RlimitNofile => Resource::RLIMIT_NOFILE,
-        T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
-        T::RlimitAs => Resource::RLIMIT_AS,
-        T::RlimitLocks => Resource::RLIMIT_LOCKS,
-        T::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
-        T::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
-        T::RlimitNice => Resource::RLIMIT_NICE,
-        T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
-        T::RlimitRttime => Resource::RLIMIT_RTTIME,
-    }
-}
-
-fn switch_user(process: &Process) -> Result<()> {
-    let user = process.user();
-    let gids: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    match unistd::setgroups(&gids) {
-        // A joined user namespace may have setgroups denied: fine when
-        // there are no groups to set.
-        Err(Errno::EPERM) if gids.is_empty() => {}
-        other => other.step("setgroups")?,
-    }
-    let gid = Gid::from_raw(user.gid());
-    let uid = Uid::from_raw(user.uid());
-    unistd::setresgid(gid, gid, gid)
-        .step("setgid")
-        .map_err(|e| {
-            e.detail(format!("gid {gid}"))
-                .hint_if(Errno::EINVAL, "the gid is not mapped in the user namespace")
-        })?;
-    unistd::setresuid(uid, uid, uid)
-        .step("setuid")
-        .map_err(|e| {
-            e.detail(format!("uid {uid}"))
-                .hint_if(Errno::EINVAL, "the uid is not mapped in the user namespace")
-        })?;
-    umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022)));
-    Ok(())
-}
-
-fn cstring(s: &str, what: &str) -> Result<CString> {
-    CString::new(s)
-        .map_err(|_| Error::new("check process").detail(format!("{what} contains a NUL byte")))
-}
-
-fn resolve_exec(process: &Process) -> Result<Exec> {
-    let args = process.args().as_deref().unwrap_or_default();
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let program = &args[0];
-    let path = if program.contains('/') {
-        PathBuf::from(program)
-    } else {
-        let search = env
-            .iter()
-            .find_map(|kv| kv.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        search
-            .split(':')
-            .map(|dir| Path::new(dir).join(program))
-            .find(|p| is_executable(p))
-            .ok_or_else(|| {
-                Error::new(format!("exec: {program:?}"))
-                    .detail("executable file not found in $PATH")
-                    .hint("check process.args[0] and the PATH in process.env")
-            })?
-    };
-    nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK)
-        .step_at("exec", &path)
-        .map_err(|e| e.hint("process.args[0] must be an executable inside the rootfs"))?;
-    Ok(Exec {
-        path: cstring(&path.to_string_lossy(), "process.args[0]")?,
-        args: args
-            .iter()
-            .map(|a| cstring(a, "process.args"))
-            .collect::<Result<_>>()?,
-        env: env
-            .iter()
-            .map(|e| cstring(e, "process.env"))
-            .collect::<Result<_>>()?,
-        pty: None,
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// Tell hull we are ready, block until `start` opens exec.fifo, then exec.
 /// Errors from here on cannot reach hull (it may have exited): they go to
 /// the container's stderr and the exit code.
-fn wait_for_start_and_exec(ctx: &InitContext, mut exec: Exec) -> ! {
-    let pty = exec.pty.take();
+fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) -> ! {
     if ctx
         .chan
         .send_with_fd(&Msg::Ready, pty.as_ref().map(|fd| fd.as_raw_fd()))
@@ -339,19 +197,9 @@ fn wait_for_start_and_exec(ctx: &InitContext, mut exec: Exec) -> ! {
         std::fs::File::from(fifo)
             .write_all(b"0")
             .step("write exec.fifo")?;
-        restore_signals()?;
-        sys::cloexec_from(3).step("close inherited fds")?;
-        unistd::execve(&exec.path, &exec.args, &exec.env)
-            .step_at("exec", Path::new(exec.path.to_str().unwrap_or("?")))
+        finalize::exec(&exec, 0)
     })();
     let Err(e) = result;
     eprintln!("hull: {e}");
     std::process::exit(127)
-}
-
-/// hull blocks signals (to forward them) and Rust ignores SIGPIPE; the
-/// container's process must start with neither.
-fn restore_signals() -> Result<()> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).step("reset signal mask")?;
-    sys::default_signal(Signal::SIGPIPE).step("reset SIGPIPE")
 }

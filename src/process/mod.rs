@@ -1,6 +1,7 @@
 //! Starting the container init (hull's side of the clone) and talking to it
 //! until it is ready. The child's side is init.rs.
 
+pub mod finalize;
 pub mod init;
 pub mod namespaces;
 pub mod sync;
