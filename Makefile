@@ -19,7 +19,8 @@ BUNDLES := $(patsubst %/config.json,%,$(wildcard bundles/*/config.json))
 ROOTFSES := $(addsuffix /rootfs,$(BUNDLES))
 
 # Packages `make deps` makes sure of (crun is installed by the bench only).
-APT_PKGS := busybox-static runc hyperfine
+# libseccomp-dev and pkg-config: the libseccomp crate links against libseccomp at build time.
+APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config
 
 # The suite needs the release binary only when it drives hull.
 SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)

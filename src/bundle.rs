@@ -13,6 +13,8 @@ pub struct Bundle {
     pub spec: Spec,
     /// Absolute, canonical path of the rootfs on the host.
     pub rootfs: PathBuf,
+    /// Filled in by storage::prepare (overlay rootfs) for the init.
+    pub storage: crate::storage::Plan,
 }
 
 impl Bundle {
@@ -31,7 +33,12 @@ impl Bundle {
         let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
         let rootfs = rootfs_path(&dir, &spec)?;
         validate(&spec, &config)?;
-        Ok(Bundle { dir, spec, rootfs })
+        Ok(Bundle {
+            dir,
+            spec,
+            rootfs,
+            storage: Default::default(),
+        })
     }
 
     pub fn process(&self) -> &Process {

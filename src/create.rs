@@ -23,6 +23,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// Nobody will proxy a terminal (create, run -d): a terminal needs a console socket.
     pub detached: bool,
+    /// -v, --tmpfs, --overlay: merged into the spec (storage::merge_cli).
+    pub storage: crate::storage::Extras,
 }
 
 pub struct Created {
@@ -33,14 +35,17 @@ pub struct Created {
 }
 
 pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
+    crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
     let mut container = store.reserve(new_record(&opts.id, &bundle))?;
     log.step("reserve id (state dir, lock, state.json)");
 
-    match build(&bundle, &mut container, opts, log) {
+    let built = crate::storage::prepare(&mut bundle, &container, log)
+        .and_then(|()| build(&bundle, &mut container, opts, log));
+    match built {
         Ok((pid, pty)) => Ok(Created {
             container,
             pid,
@@ -103,20 +108,25 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
         created: crate::time::rfc3339_now(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         owner: String::new(),
+        cgroups: Default::default(),
     }
 }
 
 /// Undo a container whatever state it reached: kill the init if it lives,
 /// then forget it. Used by a failed create and by `delete`.
 pub fn destroy(container: Container) {
+    // Every process of the container, through its cgroups; then the dirs.
+    let _ = crate::cgroups::destroy(&container.record.cgroups);
     if let Some(pid) = container.live_pid() {
         crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
     }
+    // Overlay upper/work dirs and volume uses (journalled); volume data stays.
+    let _ = crate::storage::cleanup(&container.dir);
     let _ = container.remove();
 }
 
 /// temp + rename: whoever waits for the pid file never reads half a number.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

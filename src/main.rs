@@ -2,6 +2,7 @@
 //! runc's global flags and commands, each mapped to one function in cli/.
 
 mod bundle;
+mod cgroups;
 mod cli;
 mod console;
 mod create;
@@ -11,6 +12,7 @@ mod process;
 mod rootfs;
 mod signal;
 mod state;
+mod storage;
 mod sys;
 mod time;
 
@@ -41,6 +43,9 @@ struct Cli {
     /// Accepted for runc compatibility; hull manages cgroups through cgroupfs only
     #[arg(long, global = true, hide = true)]
     systemd_cgroup: bool,
+    /// Directory for overlay upper dirs and named volumes
+    #[arg(long, global = true, default_value = storage::DEFAULT_DATA_ROOT)]
+    data_root: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +58,8 @@ enum Command {
     Start { id: String },
     /// Create and start a container; in the foreground, wait for its exit
     Run(cli::lifecycle::RunArgs),
+    /// Run a new process inside a running container
+    Exec(cli::exec::ExecArgs),
     /// Print the state of a container as JSON
     State { id: String },
     /// Send a signal to the container's init process
@@ -63,6 +70,22 @@ enum Command {
     List(cli::inspect::ListArgs),
     /// Write a default config.json for a new bundle
     Spec(cli::spec::SpecArgs),
+    /// Freeze every process of the container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List the processes of a container
+    Ps(cli::cgroups::PsArgs),
+    /// Change the resource limits of a running container
+    Update(cli::cgroups::UpdateArgs),
+    /// Print resource statistics and OOM events as JSON lines
+    Events(cli::cgroups::EventsArgs),
+    /// Manage named volumes
+    Volume(cli::storage::VolumeArgs),
+    /// List what a container with an overlay rootfs changed (A, C, D)
+    Diff { id: String },
+    /// Write a container's changes as a new layer directory
+    Commit(cli::storage::CommitArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,16 +102,29 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
+    storage::set_data_root(&cli.data_root);
     let root = cli.root;
     let ok = |_| ExitCode::SUCCESS;
+    if cli.systemd_cgroup && matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+        cgroups::check_systemd_flag()?;
+    }
     match cli.command {
         Command::Create(args) => cli::lifecycle::create(&root, args, logger).map(ok),
         Command::Start { id } => cli::lifecycle::start(&root, &id).map(ok),
         Command::Run(args) => cli::lifecycle::run(&root, args, logger),
+        Command::Exec(args) => cli::exec::exec(&root, args, logger),
         Command::State { id } => cli::inspect::state(&root, &id).map(ok),
         Command::Kill(args) => cli::lifecycle::kill(&root, args).map(ok),
         Command::Delete(args) => cli::lifecycle::delete(&root, args).map(ok),
         Command::List(args) => cli::inspect::list(&root, args).map(ok),
         Command::Spec(args) => cli::spec::spec(args).map(ok),
+        Command::Pause { id } => cli::cgroups::pause(&root, &id).map(ok),
+        Command::Resume { id } => cli::cgroups::resume(&root, &id).map(ok),
+        Command::Ps(args) => cli::cgroups::ps(&root, args).map(ok),
+        Command::Update(args) => cli::cgroups::update(&root, args).map(ok),
+        Command::Events(args) => cli::cgroups::events(&root, args).map(ok),
+        Command::Volume(args) => cli::storage::volume(args).map(ok),
+        Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
+        Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
     }
 }

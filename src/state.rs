@@ -29,6 +29,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -38,6 +39,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -62,6 +64,9 @@ pub struct Record {
     pub annotations: HashMap<String, String>,
     #[serde(default)]
     pub owner: String,
+    /// The container's cgroup directories, journalled before they exist.
+    #[serde(default, skip_serializing_if = "crate::cgroups::Paths::is_empty")]
+    pub cgroups: crate::cgroups::Paths,
 }
 
 pub struct Store {
@@ -224,7 +229,7 @@ impl Container {
         } else {
             self.record.pid
         };
-        serde_json::json!({
+        let mut state = serde_json::json!({
             "ociVersion": self.record.oci_version,
             "id": self.record.id,
             "pid": pid,
@@ -234,7 +239,12 @@ impl Container {
             "created": self.record.created,
             "owner": self.record.owner,
             "annotations": self.record.annotations,
-        })
+        });
+        // The kernel's OOM killer hit the container: kept until `delete`.
+        if status == Status::Stopped && crate::cgroups::oom_kills(&self.record.cgroups) > 0 {
+            state["oomKilled"] = serde_json::Value::Bool(true);
+        }
+        state
     }
 }
 
@@ -292,7 +302,9 @@ fn status_of(dir: &Path, record: &Record, we_hold_lock: bool) -> Status {
     if !is_alive(record) {
         return Status::Stopped;
     }
-    if dir.join(EXEC_FIFO).exists() {
+    if crate::cgroups::is_frozen(&record.cgroups) {
+        Status::Paused
+    } else if dir.join(EXEC_FIFO).exists() {
         Status::Created
     } else {
         Status::Running
@@ -371,6 +383,7 @@ mod tests {
             created: crate::time::rfc3339_now(),
             annotations: HashMap::new(),
             owner: String::new(),
+            cgroups: Default::default(),
         };
         let c = store.reserve(record.clone()).unwrap();
         assert_eq!(store.peek("a").unwrap().status(), Status::Creating);

@@ -271,3 +271,272 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), E
     };
     Errno::result(ret).map(drop)
 }
+
+// The new mount API (fsopen/fsconfig/fsmount/move_mount), for overlay
+// mounts with many layers: each "lowerdir+" is one fsconfig call, so the
+// stack is not limited by the one-page data string of mount(2).
+pub const FSOPEN_CLOEXEC: u32 = 0x1;
+pub const FSMOUNT_CLOEXEC: u32 = 0x1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+
+/// fsopen(2): a filesystem context for `fstype`, configured with `fsconfig_*`.
+pub fn fsopen(fstype: &CStr) -> Result<OwnedFd, Errno> {
+    // SAFETY: `fstype` is a valid C string that outlives the call; the
+    // returned fd is new and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fd = Errno::result(fd)? as RawFd;
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// fsconfig(FSCONFIG_SET_STRING): set `key` to `value` on a context.
+pub fn fsconfig_set_string(fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<(), Errno> {
+    // SAFETY: both strings are valid C strings that outlive the call; aux 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsconfig(FSCONFIG_SET_FLAG): turn on the flag option `key`.
+pub fn fsconfig_set_flag(fs: BorrowedFd<'_>, key: &CStr) -> Result<(), Errno> {
+    // SAFETY: `key` is a valid C string that outlives the call; a flag takes
+    // no value (null) and aux 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): create the superblock from the context.
+pub fn fsconfig_create(fs: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: a command takes no key or value pointers (null) and aux 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsmount(2): a detached mount of the created superblock, as an fd.
+pub fn fsmount(fs: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall on a valid fd; the returned fd is new and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) };
+    let fd = Errno::result(fd)? as RawFd;
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// move_mount(2) of the detached mount `mnt` onto the path `target`.
+pub fn move_mount_to(mnt: BorrowedFd<'_>, target: &CStr) -> Result<(), Errno> {
+    // SAFETY: the empty path and `target` are valid C strings that outlive
+    // the call; MOVE_MOUNT_F_EMPTY_PATH makes `mnt` itself the source.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// The names of the extended attributes of `path` (not following a final
+/// symlink), as the kernel lists them: NUL-separated.
+pub fn llistxattr(path: &CStr) -> Result<Vec<u8>, Errno> {
+    loop {
+        // SAFETY: a null buffer of size 0 asks only for the needed size.
+        let size = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+        let size = Errno::result(size)? as usize;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        let got = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(got) {
+            // The list grew between the two calls: ask again.
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+/// The value of the extended attribute `name` of `path` (no final symlink).
+pub fn lgetxattr(path: &CStr, name: &CStr) -> Result<Vec<u8>, Errno> {
+    loop {
+        // SAFETY: a null buffer of size 0 asks only for the needed size.
+        let size =
+            unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        let size = Errno::result(size)? as usize;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        let got = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        match Errno::result(got) {
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+/// Set the extended attribute `name` of `path` (no final symlink) to `value`.
+pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the strings and `value` are valid for the call; flags 0.
+    let ret = unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+// bpf(2) for the cgroup-v2 device filter.
+const BPF_PROG_LOAD: i32 = 5;
+const BPF_PROG_ATTACH: i32 = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// Load a BPF_PROG_TYPE_CGROUP_DEVICE program made of raw 8-byte
+/// instructions. On failure: the errno and the verifier's log.
+pub fn bpf_load_cgroup_device(insns: &[[u8; 8]]) -> Result<OwnedFd, (Errno, String)> {
+    let license = c"Apache";
+    let mut log = vec![0u8; 16 * 1024];
+    let mut name = [0u8; 16];
+    name[..11].copy_from_slice(b"hull_device");
+    let mut attr = BpfProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+        prog_name: name,
+        ..Default::default()
+    };
+    for attempt in 0..2 {
+        if attempt == 1 {
+            // Load again with the verifier's log, to say why.
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+        }
+        // SAFETY: `attr` is a valid bpf_attr prefix of the size we pass;
+        // the instruction array, license and log buffer it points to outlive
+        // the call, and the kernel writes at most log_size bytes into `log`.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                &mut attr as *mut BpfProgLoad,
+                std::mem::size_of::<BpfProgLoad>(),
+            )
+        };
+        match Errno::result(ret) {
+            Ok(fd) => return Ok(own_fd(fd as RawFd)),
+            Err(e) if attempt == 1 || e == Errno::EPERM => {
+                let end = log.iter().position(|b| *b == 0).unwrap_or(0);
+                let text = String::from_utf8_lossy(&log[..end]);
+                let last = text.lines().last().unwrap_or("").to_string();
+                return Err((e, last));
+            }
+            Err(_) => {}
+        }
+    }
+    unreachable!("the second attempt returns")
+}
+
+#[repr(C)]
+struct BpfProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// Attach a device program to the cgroup directory `cgroup`.
+pub fn bpf_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = BpfProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix of the size we pass and
+    // outlives the call; both fds are open for its duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const BpfProgAttach,
+            std::mem::size_of::<BpfProgAttach>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -1,17 +1,16 @@
 //! The lifecycle commands: create, start, run, kill, delete.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill as kill_pid, sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::signal::{sigprocmask, SigmaskHow};
 use nix::unistd::Pid;
 
+use super::foreground;
 use crate::console;
 use crate::create::{self, CreateOptions};
 use crate::error::{Context, Error, Result};
@@ -37,6 +36,8 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
+    #[command(flatten)]
+    storage: super::storage::StorageArgs,
     id: String,
 }
 
@@ -63,6 +64,8 @@ pub struct RunArgs {
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
+    #[command(flatten)]
+    storage: super::storage::StorageArgs,
     id: String,
 }
 
@@ -93,6 +96,7 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
         no_pivot: args.no_pivot,
         console_socket: args.console_socket,
         detached: true,
+        storage: args.storage.extras(),
     };
     create::create(&Store::new(root), &opts, log)
         .map(drop)
@@ -112,6 +116,7 @@ fn start_container(container: &Container) -> Result<()> {
         Status::Created => {}
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
         Status::Running => return Err(Error::new("cannot start an already running container")),
+        Status::Paused => return Err(Error::new("cannot start a paused container")),
         Status::Creating => {
             return Err(Error::new("cannot start a container in the creating state"))
         }
@@ -157,10 +162,11 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         no_pivot: args.no_pivot,
         console_socket: args.console_socket,
         detached: args.detach,
+        storage: args.storage.extras(),
     };
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
-    let forwarded = forwarded_signals();
+    let forwarded = foreground::forwarded_signals();
     if !args.detach {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
     }
@@ -181,7 +187,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     }
     // Let `state`, `kill` and `delete` reach the container while it runs.
     drop(container);
-    let code = forward_signals_until_exit(pid, &forwarded, created.pty)?;
+    let code = foreground::forward_signals_until_exit(pid, &forwarded, created.pty)?;
     drop(raw);
     if !args.keep {
         if let Ok(container) = store.load(&id) {
@@ -191,119 +197,18 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// Every signal a user may send to `hull run` that the container should get
-/// instead; SIGCHLD tells us the init has exited.
-fn forwarded_signals() -> SigSet {
-    let mut set = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-    ] {
-        set.remove(s);
-    }
-    set
-}
-
-/// Relay signals to the init (and, with a terminal, bytes between our
-/// stdio and the pty) until it exits; return its exit code, with 128+N for a
-/// process killed by signal N, as shells do.
-fn forward_signals_until_exit(init: Pid, set: &SigSet, pty: Option<OwnedFd>) -> Result<u8> {
-    let sfd = SignalFd::new(set).step("create signalfd")?;
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let mut stdin_open = pty.is_some();
-    let mut pty_open = pty.is_some();
-    loop {
-        // Reap first: the init may have exited before we started listening.
-        if let Some(code) = reap(init) {
-            if let Some(master) = &pty {
-                drain(master.as_fd(), stdout.as_fd());
-            }
-            return Ok(code);
-        }
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if let Some(master) = pty.as_ref().filter(|_| pty_open) {
-            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
-        }
-        if let Some(_master) = pty.as_ref().filter(|_| stdin_open) {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => other.step("wait for the container")?,
-        };
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        if let Some(master) = &pty {
-            let mut i = 1;
-            if pty_open {
-                if ready[i] {
-                    pty_open = console::pump(master.as_fd(), stdout.as_fd());
-                }
-                i += 1;
-            }
-            if stdin_open && ready[i] {
-                stdin_open = console::pump(stdin.as_fd(), master.as_fd());
-            }
-        }
-        if !ready[0] {
-            continue;
-        }
-        let Some(info) = sfd.read_signal().step("read signalfd")? else {
-            continue;
-        };
-        match info.ssi_signo as i32 {
-            libc::SIGCHLD => {}
-            libc::SIGWINCH if pty.is_some() => {
-                console::copy_window_size(pty.as_ref().expect("pty").as_fd())
-            }
-            sig => {
-                if let Ok(sig) = Signal::try_from(sig) {
-                    let _ = kill_pid(init, sig);
-                }
-            }
-        }
-    }
-}
-
-/// Reap exited children; the init's exit code once it is among them.
-fn reap(init: Pid) -> Option<u8> {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Some(code as u8),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Some(128 + sig as u8),
-            Ok(WaitStatus::StillAlive) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
-
-/// The init has exited: copy what it wrote that we have not read yet.
-fn drain(master: BorrowedFd<'_>, out: BorrowedFd<'_>) {
-    let _ = nix::fcntl::fcntl(
-        master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    while console::pump(master, out) {}
-}
-
 pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
     let container = Store::new(root).load(&args.id)?;
     let signal = signals::parse(&args.signal)?;
     match container.status() {
-        Status::Created | Status::Running => {}
+        Status::Created | Status::Running | Status::Paused => {}
         _ => return Err(Error::new("container not running").within(format!("kill {}", args.id))),
     }
-    // --all: without a cgroup to enumerate (a later layer), the init is the
-    // process we can reach; in a pid namespace its death ends the rest.
-    let _ = args.all;
+    // --all: every process in the container's cgroups (cgroup.kill on v2).
+    if args.all && !container.record.cgroups.is_empty() {
+        return crate::cgroups::signal_all(&container.record.cgroups, signal as i32)
+            .map_err(|e| e.within(format!("kill {}", args.id)));
+    }
     signals::send(container.record.pid, container.record.pid_start, signal)
         .map_err(|e| e.within(format!("kill {}", args.id)))
 }
@@ -320,9 +225,10 @@ pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     match container.status() {
-        Status::Running if !args.force => Err(Error::new(format!(
-            "cannot delete container {} that is not stopped: running",
-            args.id
+        s @ (Status::Running | Status::Paused) if !args.force => Err(Error::new(format!(
+            "cannot delete container {} that is not stopped: {}",
+            args.id,
+            s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
         _ => {

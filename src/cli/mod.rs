@@ -1,5 +1,9 @@
 //! One file per group of commands; each command is one function.
 
+pub mod cgroups;
+pub mod exec;
+pub mod foreground;
 pub mod inspect;
 pub mod lifecycle;
 pub mod spec;
+pub mod storage;

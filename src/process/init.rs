@@ -72,9 +72,11 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         enter_time_namespace(ctx.bundle)?;
     }
 
+    // An overlay rootfs is mounted here, inside the new mount namespace.
+    let rootfs = crate::storage::mount_rootfs(ctx.bundle)?;
     let rootfs_cfg = RootfsConfig {
         spec,
-        rootfs: &ctx.bundle.rootfs,
+        rootfs,
         bundle: &ctx.bundle.dir,
         in_userns: plan.new.contains(CloneFlags::CLONE_NEWUSER),
         new_netns: plan.new.contains(CloneFlags::CLONE_NEWNET),

@@ -3,6 +3,7 @@
 
 pub mod finalize;
 pub mod init;
+pub mod join;
 pub mod namespaces;
 pub mod sync;
 
@@ -40,7 +41,9 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
     let state_dir = open_path(container)?;
     let flags = plan.clone_flags().bits() as u32 as u64;
 
-    let child = match sys::clone_fork(flags, None).step("clone container init")? {
+    // Journalled in state.json, then made and configured: before any process.
+    let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    let child = match sys::clone_fork(flags, cgroups.clone_into()).step("clone container init")? {
         Forked::Child => {
             drop(ours);
             init::run(InitContext {
@@ -57,6 +60,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
     drop(theirs);
     record_init(container, child)?;
     // cgroups: place `child` here (its children inherit the placement).
+    cgroups.place(child)?;
     ours.send(&Msg::Go)?;
 
     let mut init = child;

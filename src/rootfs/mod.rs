@@ -11,7 +11,7 @@
 
 mod cgroup;
 mod devices;
-mod mountinfo;
+pub(crate) mod mountinfo;
 mod mounts;
 mod options;
 mod paths;

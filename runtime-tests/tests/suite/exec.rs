@@ -1,5 +1,164 @@
-//! exec tests of the black-box suite.
+//! `exec`: a new process in a running container, as containerd's shim and
+//! `docker exec` use it. All runc-compatible.
 
-use runtime_tests::harness::Test;
+use std::path::Path;
 
-pub const TESTS: &[Test] = &[];
+use runtime_tests::fixture::{config, Ctx};
+use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::util::{pid_alive, wait_until};
+use runtime_tests::{ensure, TestResult};
+use serde_json::json;
+
+pub const TESTS: &[Test] = &[
+    t("exec_joins_namespaces", Kind::Oci, exec_joins_namespaces),
+    t("exec_exit_code", Kind::Oci, exec_exit_code),
+    t("exec_process_json", Kind::Oci, exec_process_json),
+    t("exec_overrides", Kind::Oci, exec_overrides),
+    t("exec_detach_pid_file", Kind::Oci, exec_detach_pid_file),
+    t("exec_errors", Kind::Oci, exec_errors),
+];
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A running container whose init sleeps; returns its id.
+fn running(c: &Ctx) -> Result<String, runtime_tests::Outcome> {
+    let (id, _) = c.start_cfg(&config(&["sleep", "60"]))?;
+    Ok(id)
+}
+
+fn exec_joins_namespaces(c: &Ctx) -> TestResult {
+    let id = running(c)?;
+    let out =
+        c.rt.exec(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'",
+        ])
+        .ok()?;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ensure!(
+        lines.first() == Some(&"hull-test"),
+        "hostname in exec: {}",
+        out.stdout
+    );
+    ensure!(
+        lines.get(1).is_some_and(|l| l.trim() == "sleep 60"),
+        "pid 1 is not the init: {}",
+        out.stdout
+    );
+    let procs: usize = lines
+        .get(2)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(99);
+    ensure!(
+        procs <= 5,
+        "exec sees host processes ({procs}): {}",
+        out.stdout
+    );
+    // The exec'd process does not change the container's state.
+    ensure!(c.rt.status(&id)? == "running", "state after exec");
+    Ok(())
+}
+
+fn exec_exit_code(c: &Ctx) -> TestResult {
+    let id = running(c)?;
+    c.rt.exec(&["exec", &id, "sh", "-c", "exit 5"]).code(5)?;
+    c.rt.exec(&["exec", &id, "true"]).ok()?;
+    Ok(())
+}
+
+fn exec_process_json(c: &Ctx) -> TestResult {
+    let id = running(c)?;
+    let dir = c.dir("proc")?;
+    let file = dir.join("process.json");
+    let process = json!({
+        "terminal": false,
+        "user": {"uid": 1000, "gid": 1000},
+        "args": ["sh", "-c", "echo $GREETING; pwd; id -u; id -g"],
+        "env": ["PATH=/bin:/usr/bin", "GREETING=hi-from-process-json"],
+        "cwd": "/tmp"
+    });
+    std::fs::write(&file, serde_json::to_vec(&process)?)?;
+    let out = c.rt.exec(&["exec", "--process", &p(&file), &id]).ok()?;
+    let want = "hi-from-process-json\n/tmp\n1000\n1000\n";
+    ensure!(
+        out.stdout == want,
+        "exec --process printed {:?}, want {want:?}",
+        out.stdout
+    );
+    Ok(())
+}
+
+fn exec_overrides(c: &Ctx) -> TestResult {
+    let id = running(c)?;
+    let out =
+        c.rt.exec(&[
+            "exec",
+            "--env",
+            "EXTRA=yes",
+            "--cwd",
+            "/tmp",
+            "--user",
+            "1000:100",
+            &id,
+            "sh",
+            "-c",
+            "echo $EXTRA; pwd; id -u; id -g",
+        ])
+        .ok()?;
+    ensure!(
+        out.stdout == "yes\n/tmp\n1000\n100\n",
+        "exec overrides: {:?}",
+        out.stdout
+    );
+    Ok(())
+}
+
+fn exec_detach_pid_file(c: &Ctx) -> TestResult {
+    let id = running(c)?;
+    let pid_file = c.dir("pid")?.join("exec.pid");
+    c.rt.exec(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &p(&pid_file),
+        &id,
+        "sleep",
+        "30",
+    ])
+    .ok()?;
+    let pid: i32 = std::fs::read_to_string(&pid_file)?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    ensure!(
+        pid > 0 && pid_alive(pid),
+        "detached exec process {pid} not alive"
+    );
+    // It lives in the container: killing the container ends it too.
+    c.rt.kill(&id, "KILL").ok()?;
+    c.rt.wait_status(&id, "stopped")?;
+    wait_until(
+        "the exec'd process to end with its container",
+        std::time::Duration::from_secs(10),
+        || !pid_alive(pid),
+    )
+}
+
+fn exec_errors(c: &Ctx) -> TestResult {
+    c.rt.exec(&["exec", "no-such-container-id", "true"])
+        .failed()?
+        .stderr_has("does not exist")?;
+    let id = running(c)?;
+    c.rt.exec(&["exec", &id, "/no/such/program"]).failed()?;
+    c.rt.kill(&id, "KILL").ok()?;
+    c.rt.wait_status(&id, "stopped")?;
+    c.rt.exec(&["exec", &id, "true"])
+        .failed()?
+        .stderr_has("stopped")?;
+    Ok(())
+}

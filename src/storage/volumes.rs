@@ -1,0 +1,287 @@
+//! Named volumes: `<data root>/volumes/<name>/` holds `_data` (what the
+//! container sees), `users/` (one marker per container using it, naming its
+//! state dir) and `created`. Created on first use and seeded, as Docker does,
+//! with what the image has at the destination; kept when containers go.
+//!
+//! A flock on the volume's directory serialises first use, seeding and `rm`.
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// A container that uses a volume, as its marker says.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub live: bool,
+    marker: PathBuf,
+}
+
+/// Docker's rule for volume names.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(format!("invalid volume name {name:?}"))
+            .hint("use letters, digits and _ . - (a path with / is a bind mount)"))
+    }
+}
+
+impl Store {
+    pub fn new(data_root: &Path) -> Store {
+        Store {
+            dir: data_root.join("volumes"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.path(name).join("_data")
+    }
+
+    /// The marker a container leaves in a volume it uses. Its name is unique
+    /// per state dir (two --roots may hold the same id).
+    pub fn user_marker(&self, name: &str, state_dir: &Path, id: &str) -> PathBuf {
+        let mut h = std::hash::DefaultHasher::new();
+        state_dir.hash(&mut h);
+        self.path(name)
+            .join("users")
+            .join(format!("{id}@{:016x}", h.finish()))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.data(name).is_dir()
+    }
+
+    fn lock(&self, name: &str) -> Result<Flock<File>> {
+        let dir = self.path(name);
+        let f = File::open(&dir).step_at("open volume", &dir)?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys("lock volume", Some(&dir), e))
+    }
+
+    /// Create the volume if it does not exist (idempotent); true if new.
+    pub fn create(&self, name: &str) -> Result<bool> {
+        check_name(name)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .step_at("create volumes dir", &self.dir)?;
+        let dir = self.path(name);
+        let new = match fs::DirBuilder::new().mode(0o755).create(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e).step_at("create volume", &dir),
+        };
+        let _lock = self.lock(name)?;
+        for sub in ["_data", "users"] {
+            let p = dir.join(sub);
+            match fs::DirBuilder::new().mode(0o755).create(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(e).step_at("create volume", &p)
+                }
+                _ => {}
+            }
+        }
+        let created = dir.join("created");
+        if !created.exists() {
+            fs::write(&created, crate::time::rfc3339_now()).step_at("create volume", &created)?;
+        }
+        Ok(new)
+    }
+
+    /// A container is about to use `name` at `dest`: create the volume if
+    /// needed, seed it on first use from the top-most of `layers` (top
+    /// first) that has a directory at `dest`, and leave the user marker.
+    /// Returns the host path to bind.
+    pub fn attach(
+        &self,
+        name: &str,
+        dest: &Path,
+        layers: &[PathBuf],
+        state_dir: &Path,
+        id: &str,
+    ) -> Result<PathBuf> {
+        self.create(name)?;
+        let _lock = self.lock(name)?;
+        let dir = self.path(name);
+        let data = self.data(name);
+        let seeded = dir.join("seeded");
+        if !seeded.exists() {
+            for layer in layers {
+                if let Some(src) = open_in_root(layer, dest) {
+                    let from = PathBuf::from(format!("/proc/self/fd/{}", fd_num(&src)));
+                    super::layers::copy_contents(&from, &data)
+                        .map_err(|e| e.within(format!("seed from {}", dest.display())))?;
+                    break;
+                }
+            }
+            fs::write(&seeded, "").step_at("mark volume seeded", &seeded)?;
+        }
+        let marker = self.user_marker(name, state_dir, id);
+        fs::write(&marker, state_dir.as_os_str().as_bytes())
+            .step_at("mark volume in use", &marker)?;
+        Ok(data)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("_data").is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn created(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name).join("created")).unwrap_or_default()
+    }
+
+    /// The containers whose markers are in the volume, and whether each is
+    /// live (its init runs, or its create is still in progress).
+    pub fn users(&self, name: &str) -> Vec<User> {
+        let dir = self.path(name).join("users");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            let id = fname
+                .rsplit_once('@')
+                .map(|(i, _)| i)
+                .unwrap_or(&fname)
+                .to_string();
+            let state_dir = PathBuf::from(std::ffi::OsStr::from_bytes(
+                &fs::read(e.path()).unwrap_or_default(),
+            ));
+            out.push(User {
+                id,
+                live: is_live(&state_dir),
+                state_dir,
+                marker: e.path(),
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Remove a volume and its data. Refused while a live container uses it,
+    /// unless `force`.
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        check_name(name)?;
+        if !self.exists(name) {
+            return Err(Error::new(format!("volume {name} does not exist"))
+                .hint("`hull volume ls` lists the volumes under this --data-root"));
+        }
+        let _lock = self.lock(name)?;
+        let live: Vec<String> = self
+            .users(name)
+            .into_iter()
+            .filter(|u| u.live)
+            .map(|u| u.id)
+            .collect();
+        if !live.is_empty() && !force {
+            return Err(Error::new(format!(
+                "volume {name} is in use by container {}",
+                live.join(", ")
+            ))
+            .hint("delete the container first, or use `volume rm --force`"));
+        }
+        let dir = self.path(name);
+        fs::remove_dir_all(&dir).step_at("remove volume", &dir)
+    }
+
+    /// Forget markers of containers that are gone.
+    pub fn remove_stale_users(&self, name: &str) {
+        for u in self.users(name) {
+            if !u.live && !u.state_dir.join("state.json").exists() {
+                let _ = fs::remove_file(&u.marker);
+            }
+        }
+    }
+}
+
+/// A container is live while its state dir exists and its init runs, or it
+/// is still being created (no pid yet).
+fn is_live(state_dir: &Path) -> bool {
+    let Ok(text) = fs::read(state_dir.join("state.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let pid = v["pid"].as_i64().unwrap_or(0) as i32;
+    if pid == 0 {
+        return true;
+    }
+    let start = v["pidStart"].as_u64().unwrap_or(0);
+    matches!(crate::state::proc_start_time(pid), Some((s, false)) if s == start)
+}
+
+fn fd_num(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+/// An O_PATH fd of the directory `path` inside `root`, resolved as if
+/// `root` were "/" (no symlink leaves it), or None if it is not a directory.
+pub fn open_in_root(root: &Path, path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    let rootfd = File::open(root).ok()?;
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .collect();
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    sys::openat2(
+        rootfd.as_fd(),
+        &c,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["data", "a.b-c_d", "0x"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a/b", "a b", "a:b"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
