@@ -79,6 +79,7 @@ fn build(
         container,
         &SpawnOptions {
             no_pivot: opts.no_pivot,
+            log,
         },
     )?;
     log.step("container init ready");

@@ -18,6 +18,7 @@ use crate::bundle::Bundle;
 use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::rootfs::{self, RootfsConfig};
+use crate::security;
 use crate::state::EXEC_FIFO_C;
 use crate::sys::{self, Forked};
 
@@ -30,6 +31,7 @@ pub struct InitContext<'a> {
     /// The create's flock, inherited by the fork; closed first thing.
     pub lock_fd: Option<RawFd>,
     pub no_pivot: bool,
+    pub log: &'a crate::log::Logger,
 }
 
 /// Never returns: execs the container process or exits.
@@ -53,6 +55,7 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
 
     // hull journals our pid and puts us in our cgroups first.
     wait_for(ctx.chan, Msg::Go, "wait for placement")?;
+    ctx.log.step("init: placed");
 
     let spec = &ctx.bundle.spec;
     let plan = ctx.plan;
@@ -83,9 +86,16 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         new_cgroupns: plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: ctx.no_pivot,
     };
+    ctx.log.step("init: namespaces");
     rootfs::prepare(&rootfs_cfg)?;
+    ctx.log.step("init: rootfs mounts and devices");
+    // prestart/createRuntime (by hull), createContainer (here), if any.
+    let from_hull = security::init_before_pivot(ctx.chan, spec)?;
     rootfs::enter(&rootfs_cfg)?;
+    ctx.log.step("init: pivot_root");
+    security::sysctl::apply(spec)?;
     rootfs::finalize(&rootfs_cfg)?;
+    ctx.log.step("init: masked and readonly paths");
 
     if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         unistd::sethostname(name).step("set hostname")?;
@@ -103,7 +113,17 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         )?),
         _ => None,
     };
-    let exec = finalize::apply(process)?;
+    let mut exec = finalize::apply_with(process, spec.linux().as_ref())?;
+    if let Some(h) = from_hull {
+        if let Some(agent) = h.agent {
+            exec.security.set_agent(agent, spec, &h.state);
+        }
+        exec.security.from_hull = Some(security::FromHull {
+            state: h.state,
+            agent: None,
+        });
+    }
+    ctx.log.step("init: process settings");
 
     // From here hull may exit (create returns): the init must outlive it.
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
@@ -199,6 +219,7 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         std::fs::File::from(fifo)
             .write_all(b"0")
             .step("write exec.fifo")?;
+        security::init_before_exec(&ctx.bundle.spec, exec.security.from_hull.as_ref())?;
         finalize::exec(&exec, 0)
     })();
     let Err(e) = result;

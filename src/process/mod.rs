@@ -22,8 +22,10 @@ use init::InitContext;
 use namespaces::Plan;
 use sync::Msg;
 
-pub struct SpawnOptions {
+pub struct SpawnOptions<'a> {
     pub no_pivot: bool,
+    /// The init traces its own steps here too (`--debug`).
+    pub log: &'a crate::log::Logger,
 }
 
 /// The init, set up and waiting for `start`.
@@ -43,6 +45,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
 
     // Journalled in state.json, then made and configured: before any process.
     let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    opts.log.step("cgroups made and configured");
     let child = match sys::clone_fork(flags, cgroups.clone_into()).step("clone container init")? {
         Forked::Child => {
             drop(ours);
@@ -53,14 +56,17 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 state_dir: &state_dir,
                 lock_fd: container.lock_fd(),
                 no_pivot: opts.no_pivot,
+                log: opts.log,
             })
         }
         Forked::Parent(pid) => pid,
     };
     drop(theirs);
+    opts.log.step("clone3 of the init");
     record_init(container, child)?;
     // cgroups: place `child` here (its children inherit the placement).
     cgroups.place(child)?;
+    opts.log.step("init journalled and placed");
     ours.send(&Msg::Go)?;
 
     let mut init = child;
@@ -77,11 +83,16 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 record_init(container, init)?;
             }
             Some((Msg::Ready, pty)) => return Ok(Ready { pid: init, pty }),
+            Some((Msg::Hooks, _)) => {
+                let (state, agent) =
+                    crate::security::on_init_hooks(&bundle.spec, container, init.as_raw())?;
+                ours.send_with_fd(&Msg::State(state), crate::security::raw(&agent))?;
+            }
             Some((Msg::Failed(msg), _)) => {
                 let _ = waitpid(init, None);
                 return Err(Error::new(msg));
             }
-            Some((Msg::Mapped | Msg::Go, _)) => {
+            Some((Msg::Mapped | Msg::Go | Msg::State(_), _)) => {
                 return Err(Error::new("sync protocol").detail("unexpected message from init"))
             }
             None => return Err(vanished(init)),
