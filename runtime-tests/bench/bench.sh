@@ -5,6 +5,9 @@
 #   run        `RT run ID` (foreground; the runtime deletes the container itself)
 #   lifecycle  `RT create --pid-file F ID` -> `RT start ID` -> wait until the init
 #              has exited (polls /proc/PID/stat, no extra runtime calls) -> `RT delete ID`
+#   exec       `RT exec ID /bin/true` into a running container (one per runtime)
+#   parallel   PARALLEL (20) foreground `run`s at once: wall time of the batch,
+#              also reported as containers per second
 # Runtimes are interleaved (hull runc crun hull runc crun ...), WARMUP rounds are
 # discarded, then ITER timed rounds.  Times are wall clock (bash $EPOCHREALTIME).
 #
@@ -165,12 +168,42 @@ sample() {
         && STEP=delete && "${ARGV[@]}" delete "$id" </dev/null >/dev/null 2>>"$err" \
         || { rt "$r" delete -f "$id" >/dev/null 2>&1; return 1; }
       t1=$EPOCHREALTIME ;;
+    exec)
+      t0=$EPOCHREALTIME; STEP=exec
+      "${ARGV[@]}" exec "${BUSY[$r]}" /bin/true </dev/null >/dev/null 2>"$err" || return 1
+      t1=$EPOCHREALTIME ;;
+    parallel)
+      # PARALLEL foreground runs at once; the sample is the wall time of the batch
+      local j pids=() ok=1
+      t0=$EPOCHREALTIME; STEP="parallel run"
+      for ((j = 0; j < PARALLEL; j++)); do
+        "${ARGV[@]}" run -b "$b" "$id-p$j" </dev/null >/dev/null 2>"$err-$j" & pids+=($!)
+      done
+      for j in "${pids[@]}"; do wait "$j" || ok=0; done
+      t1=$EPOCHREALTIME
+      if [ $ok = 0 ]; then
+        cat "$err"-* >"$err" 2>/dev/null
+        for ((j = 0; j < PARALLEL; j++)); do rt "$r" delete -f "$id-p$j" >/dev/null 2>&1; done
+        return 1
+      fi ;;
   esac
   LAST_US=$(( 10#${t1%.*}${t1#*.} - 10#${t0%.*}${t0#*.} ))
 }
 
 declare -A SAMPLES=()   # "$sc/$rt" -> space-separated microseconds
-SCENARIOS="run lifecycle"
+SCENARIOS="run lifecycle exec parallel"
+PARALLEL=${PARALLEL:-20}
+
+# exec needs a running container per runtime: one long sleeper each.
+declare -A BUSY=()
+for r in $RUNTIMES; do
+  [ -n "${FAILED[$r]:-}" ] && continue
+  BUSY[$r]="busy-$r-$$"
+  mkdir -p "$WORK/busy-$r"
+  perl -0pe 's#"args": \["/bin/true"\]#"args": ["sleep", "3600"]#' "$WORK/b-$r/config.json" >"$WORK/busy-$r/config.json"
+  rt "$r" run -d -b "$WORK/busy-$r" "${BUSY[$r]}" </dev/null >/dev/null 2>"$WORK/err-$r" \
+    || { STEP="run -d (for exec)"; FAILED[$r]="exec setup: $(tail -n 1 "$WORK/err-$r")"; log "$r: failed (${FAILED[$r]})"; }
+done
 fail() { # runtime, scenario
   local msg; msg=$(grep -v '^\s*$' "$WORK/err-$1" 2>/dev/null | tail -n 1)
   FAILED[$1]="$2, step $STEP: ${msg:-exit status non-zero}"
@@ -234,6 +267,12 @@ echo
 for r in $RUNTIMES; do
   [ -n "${FAILED[$r]:-}" ] && echo "- $r: failed (${FAILED[$r]})"
 done
+line="- parallel: $PARALLEL foreground \`run\`s at once; containers per second (median batch):"
+for r in $RUNTIMES; do
+  m=${MED[parallel/$r]:--}
+  [ "$m" != - ] && line+=" $r $(awk -v n="$PARALLEL" -v m="$m" 'BEGIN{printf "%.0f", n / (m / 1000)}');"
+done
+echo "${line%;}"
 if [[ " $RUNTIMES " == *" crun "* ]] && [ $HYBRID = 1 ]; then
   # what the hybrid-host wrapper alone costs, so crun's numbers can be read fairly
   ws=""
