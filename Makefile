@@ -20,7 +20,7 @@ ROOTFSES := $(addsuffix /rootfs,$(BUNDLES))
 
 # Packages `make deps` makes sure of (crun is installed by the bench only).
 # libseccomp-dev and pkg-config: the libseccomp crate links against libseccomp at build time.
-APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config
+APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd
 
 # The suite needs the release binary only when it drives hull.
 SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)
@@ -29,7 +29,7 @@ TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles run lint unit suite test-runc test bench clean
+.PHONY: all deps build bundles run lint unit suite test-runc test-cgroupv2 test-engines test bench clean
 
 all: build
 
@@ -86,7 +86,18 @@ suite: $(SUITE_DEPS)
 test-runc: bundles
 	RUNTIME=runc $(CARGO) test -p runtime-tests --test suite
 
-test: deps build bundles lint unit suite $(TEST_RUNC)
+# The cgroup-v2 lane (a qemu VM booted with cgroup_no_v1=all runs hull's cgroup
+# tests; installs qemu-system-x86 and downloads the kernel package into target/vm
+# on first use; prints "skipped: <reason>" when qemu cannot run).
+test-cgroupv2: build
+	bash runtime-tests/vm/run.sh
+
+# Real engines drive hull as they drive runc (hull-only): a private containerd
+# whose shim calls hull for create/start/exec/ps/kill/delete and the console socket.
+test-engines: build bundles
+	HULL=$(HULL) bash runtime-tests/engines/containerd.sh
+
+test: deps build bundles lint unit suite $(if $(filter $(HULL),$(RUNTIME)),test-cgroupv2 test-engines) $(TEST_RUNC)
 
 bench:
 	bash runtime-tests/bench/bench.sh
