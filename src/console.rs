@@ -20,6 +20,17 @@ use nix::unistd::{dup2, isatty};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
+/// The pty for `process` when it asks for a terminal (see open_in_container).
+pub fn open_if_terminal(process: &oci_spec::runtime::Process) -> Result<Option<OwnedFd>> {
+    if process.terminal() != Some(true) {
+        return Ok(None);
+    }
+    let size = process
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    open_in_container(size).map(Some)
+}
+
 /// In the init: a new pty whose slave becomes our stdio and controlling
 /// terminal (we are a session leader already). Returns the master.
 pub fn open_in_container(size: Option<(u16, u16)>) -> Result<OwnedFd> {

@@ -132,10 +132,7 @@ impl Store {
             Err(e) if e.errno() == Some(Errno::ENOENT) => return Err(not_found(id)),
             Err(e) => return Err(e),
         };
-        let record = read_record(&dir).map_err(|e| match e.errno() {
-            Some(Errno::ENOENT) => not_found(id),
-            _ => e,
-        })?;
+        let record = read_record_of(&dir, id)?;
         Ok(Container {
             dir,
             record,
@@ -154,10 +151,7 @@ impl Store {
     pub fn peek(&self, id: &str) -> Result<Container> {
         check_id(id)?;
         let dir = self.root.join(id);
-        let record = read_record(&dir).map_err(|e| match e.errno() {
-            Some(Errno::ENOENT) => not_found(id),
-            _ => e,
-        })?;
+        let record = read_record_of(&dir, id)?;
         Ok(Container {
             dir,
             record,
@@ -275,6 +269,14 @@ fn lock_dir(dir: &Path) -> Result<Flock<File>> {
     let file = File::open(dir).step_at("open state dir", dir)?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| Error::sys("lock state dir", Some(dir), e))
+}
+
+/// The record of container `id`; a missing state.json means it does not exist.
+fn read_record_of(dir: &Path, id: &str) -> Result<Record> {
+    read_record(dir).map_err(|e| match e.errno() {
+        Some(Errno::ENOENT) => not_found(id),
+        _ => e,
+    })
 }
 
 fn read_record(dir: &Path) -> Result<Record> {

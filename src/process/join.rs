@@ -93,6 +93,7 @@ pub fn spawn(
     };
     drop(theirs);
     // cgroups: place `child` in the container's cgroups here, before Go.
+    crate::cgroups::join_like(init, child)?;
     ours.send(&Msg::Go)?;
     match ours.recv()? {
         Some((Msg::Ready, pty)) => Ok(Joined { pid: child, pty }),
@@ -130,14 +131,7 @@ fn join_and_prepare(
         setns(init_fd, rest).step("join the container's namespaces")?;
     }
     unistd::setsid().step("setsid")?;
-    let pty = match process.terminal() {
-        Some(true) => Some(console::open_in_container(
-            process
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16)),
-        )?),
-        _ => None,
-    };
+    let pty = console::open_if_terminal(process)?;
     let exec = finalize::apply(process)?;
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     Ok((exec, pty))
