@@ -33,6 +33,7 @@ impl Bundle {
         let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
         let rootfs = rootfs_path(&dir, &spec)?;
         validate(&spec, &config)?;
+        crate::security::validate(&spec)?;
         Ok(Bundle {
             dir,
             spec,

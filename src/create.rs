@@ -25,6 +25,8 @@ pub struct CreateOptions {
     pub detached: bool,
     /// -v, --tmpfs, --overlay: merged into the spec (storage::merge_cli).
     pub storage: crate::storage::Extras,
+    /// --network, -p: merged into the annotations (network::merge_cli).
+    pub network: crate::network::Extras,
 }
 
 pub struct Created {
@@ -37,6 +39,7 @@ pub struct Created {
 pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
+    crate::network::merge_cli(&mut bundle, &opts.network)?;
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
@@ -44,6 +47,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     log.step("reserve id (state dir, lock, state.json)");
 
     let built = crate::storage::prepare(&mut bundle, &container, log)
+        .and_then(|()| crate::network::prepare(&mut bundle, &container, log))
         .and_then(|()| build(&bundle, &mut container, opts, log));
     match built {
         Ok((pid, pty)) => Ok(Created {
@@ -73,6 +77,7 @@ fn build(
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .step_at("chmod exec.fifo", &fifo)?;
     log.step("create exec.fifo");
+    crate::security::hooks::save(&bundle.spec, &container.dir)?;
 
     let ready = process::spawn(
         bundle,
@@ -83,6 +88,8 @@ fn build(
         },
     )?;
     log.step("container init ready");
+    // --network bridge: veth, eth0, route, rules, before anything can start it.
+    crate::network::attach(container, ready.pid, log)?;
 
     let mut pty = ready.pty;
     if let (Some(socket), Some(master)) = (&opts.console_socket, &pty) {
@@ -116,6 +123,15 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
 /// Undo a container whatever state it reached: kill the init if it lives,
 /// then forget it. Used by a failed create and by `delete`.
 pub fn destroy(container: Container) {
+    if let Err(e) = destroy_checked(container, false) {
+        eprintln!("hull: warning: {e}");
+    }
+}
+
+/// `destroy`, then poststop hooks, then the state goes. With
+/// `keep_on_hook_failure` (delete), a failing poststop hook keeps the state
+/// so `delete` can be retried; otherwise it is only reported.
+pub fn destroy_checked(container: Container, keep_on_hook_failure: bool) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs.
     let _ = crate::cgroups::destroy(&container.record.cgroups);
     if let Some(pid) = container.live_pid() {
@@ -123,7 +139,14 @@ pub fn destroy(container: Container) {
     }
     // Overlay upper/work dirs and volume uses (journalled); volume data stays.
     let _ = crate::storage::cleanup(&container.dir);
+    // veth, lease, rules (journalled); the bridge goes with its last user.
+    let _ = crate::network::cleanup(&container.dir);
+    let hooks = crate::security::poststop(&container);
+    if keep_on_hook_failure && hooks.is_err() {
+        return hooks;
+    }
     let _ = container.remove();
+    hooks
 }
 
 /// temp + rename: whoever waits for the pid file never reads half a number.

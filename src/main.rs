@@ -8,8 +8,10 @@ mod console;
 mod create;
 mod error;
 mod log;
+mod network;
 mod process;
 mod rootfs;
+mod security;
 mod signal;
 mod state;
 mod storage;
@@ -86,6 +88,8 @@ enum Command {
     Diff { id: String },
     /// Write a container's changes as a new layer directory
     Commit(cli::storage::CommitArgs),
+    /// List the published ports of a container
+    Port { id: String },
 }
 
 fn main() -> ExitCode {
@@ -126,5 +130,6 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Volume(args) => cli::storage::volume(args).map(ok),
         Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
         Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
+        Command::Port { id } => cli::network::port(&root, &id).map(ok),
     }
 }

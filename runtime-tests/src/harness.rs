@@ -164,6 +164,23 @@ fn leak_check() -> TestResult {
         );
         problems.push(format!("cgroups left behind: {}", cgroups.join(", ")));
     }
+    // Network namespaces of the network tests (`hrt<pid>-*`), removed now.
+    let netns_prefix = format!("hrt{}-", std::process::id());
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&netns_prefix))
+        .collect();
+    for n in &netns {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", n])
+            .status();
+    }
+    if !netns.is_empty() {
+        problems.push(format!("network namespaces left: {}", netns.join(", ")));
+    }
     for needle in [&root, &tmp] {
         let lines = host_mounts_mentioning(needle);
         if !lines.is_empty() {

@@ -179,6 +179,14 @@ pub fn cgroups_matching(marker: &str) -> Vec<String> {
             }
         }
     }
+    // A cgroup2-only host: /sys/fs/cgroup is the hierarchy itself.
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        for own_path in &own {
+            let base =
+                std::path::Path::new("/sys/fs/cgroup").join(own_path.trim_start_matches('/'));
+            walk(&base, 2, marker, &mut found);
+        }
+    }
     let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
         return found;
     };

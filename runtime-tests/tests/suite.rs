@@ -90,6 +90,8 @@ const TESTS: &[Test] = &[
 mod cgroups;
 #[path = "suite/exec.rs"]
 mod exec;
+#[path = "suite/network.rs"]
+mod network;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -100,6 +102,7 @@ fn main() {
         TESTS,
         cgroups::TESTS,
         exec::TESTS,
+        network::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

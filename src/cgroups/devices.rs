@@ -31,7 +31,13 @@ impl Rule {
         if self.typ == 'a' {
             return "a".to_string();
         }
-        format!("{} {}:{} {}", self.typ, n(self.major), n(self.minor), self.access)
+        format!(
+            "{} {}:{} {}",
+            self.typ,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
     }
 }
 
@@ -40,15 +46,15 @@ pub fn defaults() -> Vec<Rule> {
     vec![
         Rule::new('c', None, None, "m"),
         Rule::new('b', None, None, "m"),
-        Rule::new('c', Some(1), Some(3), "rwm"),   // /dev/null
-        Rule::new('c', Some(1), Some(8), "rwm"),   // /dev/random
-        Rule::new('c', Some(1), Some(7), "rwm"),   // /dev/full
-        Rule::new('c', Some(5), Some(0), "rwm"),   // /dev/tty
-        Rule::new('c', Some(1), Some(5), "rwm"),   // /dev/zero
-        Rule::new('c', Some(1), Some(9), "rwm"),   // /dev/urandom
-        Rule::new('c', Some(5), Some(1), "rwm"),   // /dev/console
-        Rule::new('c', Some(136), None, "rwm"),    // /dev/pts/*
-        Rule::new('c', Some(5), Some(2), "rwm"),   // /dev/ptmx
+        Rule::new('c', Some(1), Some(3), "rwm"), // /dev/null
+        Rule::new('c', Some(1), Some(8), "rwm"), // /dev/random
+        Rule::new('c', Some(1), Some(7), "rwm"), // /dev/full
+        Rule::new('c', Some(5), Some(0), "rwm"), // /dev/tty
+        Rule::new('c', Some(1), Some(5), "rwm"), // /dev/zero
+        Rule::new('c', Some(1), Some(9), "rwm"), // /dev/urandom
+        Rule::new('c', Some(5), Some(1), "rwm"), // /dev/console
+        Rule::new('c', Some(136), None, "rwm"),  // /dev/pts/*
+        Rule::new('c', Some(5), Some(2), "rwm"), // /dev/ptmx
         Rule::new('c', Some(10), Some(200), "rwm"), // /dev/net/tun
     ]
 }
@@ -68,7 +74,11 @@ pub fn rules(spec_rules: &[DeviceRule]) -> Vec<Rule> {
             // 'u' (unbuffered char) and 'p' (fifo) are chars for the cgroup.
             let typ = if typ == 'u' { 'c' } else { typ };
             let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u32);
-            let access = r.access.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "rwm".into());
+            let access = r
+                .access
+                .clone()
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "rwm".into());
             Rule {
                 allow: r.allow,
                 typ,
@@ -96,7 +106,16 @@ const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     let o = off.to_le_bytes();
     let i = imm.to_le_bytes();
-    [code, (src << 4) | (dst & 0xf), o[0], o[1], i[0], i[1], i[2], i[3]]
+    [
+        code,
+        (src << 4) | (dst & 0xf),
+        o[0],
+        o[1],
+        i[0],
+        i[1],
+        i[2],
+        i[3],
+    ]
 }
 
 fn access_bits(access: &str) -> i32 {
@@ -114,12 +133,12 @@ fn access_bits(access: &str) -> i32 {
 /// later line overrides an earlier one); no match denies.
 pub fn program(rules: &[Rule]) -> Vec<[u8; 8]> {
     let mut p = vec![
-        insn(LDX_W, 2, 1, 0, 0), // r2 = access_type
+        insn(LDX_W, 2, 1, 0, 0),      // r2 = access_type
         insn(AND_K, 2, 0, 0, 0xffff), // r2 = type
-        insn(LDX_W, 3, 1, 0, 0), // r3 = access_type
-        insn(RSH_K, 3, 0, 0, 16), // r3 = access
-        insn(LDX_W, 4, 1, 4, 0), // r4 = major
-        insn(LDX_W, 5, 1, 8, 0), // r5 = minor
+        insn(LDX_W, 3, 1, 0, 0),      // r3 = access_type
+        insn(RSH_K, 3, 0, 0, 16),     // r3 = access
+        insn(LDX_W, 4, 1, 4, 0),      // r4 = major
+        insn(LDX_W, 5, 1, 8, 0),      // r5 = minor
     ];
     for r in rules.iter().rev() {
         let mut block: Vec<[u8; 8]> = Vec::new();

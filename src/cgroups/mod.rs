@@ -136,9 +136,10 @@ impl Host {
             let (base, leaf) = if inner.is_absolute() {
                 let root = h.mount.clone();
                 let Some(leaf) = under(h, &inner) else {
-                    return Err(Error::new("place cgroup")
-                        .at(&inner)
-                        .detail(format!("outside the hierarchy mounted at {}", h.mount.display())));
+                    return Err(Error::new("place cgroup").at(&inner).detail(format!(
+                        "outside the hierarchy mounted at {}",
+                        h.mount.display()
+                    )));
                 };
                 (root, leaf)
             } else {
@@ -147,7 +148,11 @@ impl Host {
             };
             let mut created = Vec::new();
             let mut p = base.clone();
-            for c in leaf.strip_prefix(&base).unwrap_or(Path::new("")).components() {
+            for c in leaf
+                .strip_prefix(&base)
+                .unwrap_or(Path::new(""))
+                .components()
+            {
                 p.push(c);
                 if !p.exists() {
                     created.push(p.clone());
@@ -213,7 +218,9 @@ fn check_systemd_form(p: &Path) -> Result<()> {
     let s = p.to_string_lossy();
     if !s.starts_with('/') && s.split(':').count() == 3 {
         return Err(Error::new("place cgroup")
-            .detail(format!("cgroupsPath {s:?} is a systemd slice:prefix:name path, and systemd is not running"))
+            .detail(format!(
+                "cgroupsPath {s:?} is a systemd slice:prefix:name path, and systemd is not running"
+            ))
             .hint("use a cgroupfs path (relative or absolute)"));
     }
     Ok(())
@@ -335,10 +342,29 @@ pub fn join(paths: &Paths, pid: Pid) -> Result<()> {
     Ok(())
 }
 
+/// Put `pid` (an `exec` process) in every cgroup the container's `init` is
+/// in, read from /proc/INIT/cgroup: needs no state record.
+pub fn join_like(init: Pid, pid: Pid) -> Result<()> {
+    let mut host = Host::detect()?;
+    let path = PathBuf::from(format!("/proc/{init}/cgroup"));
+    let text = fs::read_to_string(&path).step_at("read cgroups of the init", &path)?;
+    host.own = crate::rootfs::mountinfo::parse_proc_cgroup(&text);
+    for h in &host.hierarchies {
+        if let Some(dir) = host.own_dir(h) {
+            let file = dir.join("cgroup.procs");
+            fs::write(&file, pid.to_string()).step_at("join cgroup", &file)?;
+        }
+    }
+    Ok(())
+}
+
 /// The create step: plan the container's cgroups from the spec, journal
 /// them in state.json, then create them and write the resources. A failure
 /// leaves the journal for `destroy` to undo.
-pub fn prepare(spec: &oci_spec::runtime::Spec, container: &mut crate::state::Container) -> Result<Prepared> {
+pub fn prepare(
+    spec: &oci_spec::runtime::Spec,
+    container: &mut crate::state::Container,
+) -> Result<Prepared> {
     let paths = plan_for(spec, &container.record.id)?;
     container.record.cgroups = paths.clone();
     container.save()?;
@@ -376,7 +402,9 @@ pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
         let dir = paths.unified().expect("v2 dir");
         nix::fcntl::open(
             dir,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .ok()
@@ -483,7 +511,11 @@ pub fn destroy(paths: &Paths) -> Result<()> {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                     // Processes still exiting: retry for the leaf.
-                    Err(e) if is_leaf && e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    Err(e)
+                        if is_leaf
+                            && e.raw_os_error() == Some(libc::EBUSY)
+                            && Instant::now() < deadline =>
+                    {
                         let _ = signal_all(paths, libc::SIGKILL);
                         std::thread::sleep(Duration::from_millis(10));
                     }
@@ -516,7 +548,9 @@ pub fn freeze(paths: &Paths, on: bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while read(dir, "freezer.state").as_deref() != Some(want) {
             if Instant::now() > deadline {
-                return Err(Error::new("freeze").at(dir.join("freezer.state")).detail("the cgroup did not reach FROZEN"));
+                return Err(Error::new("freeze")
+                    .at(dir.join("freezer.state"))
+                    .detail("the cgroup did not reach FROZEN"));
             }
             // FREEZING: write again to push it on, as runc does.
             std::thread::sleep(Duration::from_millis(1));
@@ -541,7 +575,10 @@ pub fn freeze(paths: &Paths, on: bool) -> Result<()> {
 
 pub fn is_frozen(paths: &Paths) -> bool {
     if let Some(dir) = paths.v1("freezer") {
-        return matches!(read(dir, "freezer.state").as_deref(), Some("FROZEN") | Some("FREEZING"));
+        return matches!(
+            read(dir, "freezer.state").as_deref(),
+            Some("FROZEN") | Some("FREEZING")
+        );
     }
     if paths.v2_only() {
         if let Some(u) = paths.unified() {
@@ -561,7 +598,10 @@ pub fn oom_kills(paths: &Paths) -> u64 {
     read(dir, file)
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -586,9 +626,15 @@ mod tests {
     fn detects_modes() {
         assert_eq!(host().mode, Mode::Hybrid);
         let v2 = "35 31 0:32 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(Host::from_parts(&parse_mountinfo(v2), vec![]).mode, Mode::Unified);
+        assert_eq!(
+            Host::from_parts(&parse_mountinfo(v2), vec![]).mode,
+            Mode::Unified
+        );
         let v1 = "33 31 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
-        assert_eq!(Host::from_parts(&parse_mountinfo(v1), vec![]).mode, Mode::Legacy);
+        assert_eq!(
+            Host::from_parts(&parse_mountinfo(v1), vec![]).mode,
+            Mode::Legacy
+        );
     }
 
     #[test]
@@ -605,17 +651,28 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
-        assert_eq!(p.v1("memory"), Some(Path::new("/sys/fs/cgroup/memory/pa/0bf/c1")));
+        assert_eq!(
+            p.v1("memory"),
+            Some(Path::new("/sys/fs/cgroup/memory/pa/0bf/c1"))
+        );
         assert!(!p.v2_only());
     }
 
     #[test]
     fn relative_and_absolute_paths() {
         let p = host().plan(Some(Path::new("a/../b/c")), "x").unwrap();
-        assert_eq!(p.v1("memory"), Some(Path::new("/sys/fs/cgroup/memory/pa/0bf/b/c")));
+        assert_eq!(
+            p.v1("memory"),
+            Some(Path::new("/sys/fs/cgroup/memory/pa/0bf/b/c"))
+        );
         let p = host().plan(Some(Path::new("/abs/c")), "x").unwrap();
-        assert_eq!(p.v1("memory"), Some(Path::new("/sys/fs/cgroup/memory/abs/c")));
-        let e = host().plan(Some(Path::new("system.slice:hull:c")), "x").unwrap_err();
+        assert_eq!(
+            p.v1("memory"),
+            Some(Path::new("/sys/fs/cgroup/memory/abs/c"))
+        );
+        let e = host()
+            .plan(Some(Path::new("system.slice:hull:c")), "x")
+            .unwrap_err();
         assert!(e.to_string().contains("systemd"), "{e}");
     }
 

@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(r.memory.unwrap().limit, Some(1048576));
         assert_eq!(r.cpu.unwrap().cpus.as_deref(), Some("0"));
         assert_eq!(r.pids.unwrap().limit, 10);
-        assert_eq!(r.block_io.unwrap().throttle_read_bps_device.unwrap()[0].rate, 10);
+        assert_eq!(
+            r.block_io.unwrap().throttle_read_bps_device.unwrap()[0].rate,
+            10
+        );
         assert!(!r.devices.unwrap()[0].allow);
     }
 

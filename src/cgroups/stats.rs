@@ -63,7 +63,10 @@ fn cpu(paths: &Paths) -> Value {
         }
         return out;
     }
-    if let Some((d, true)) = paths.controller("cpu").or_else(|| paths.unified().map(|u| (u, true))) {
+    if let Some((d, true)) = paths
+        .controller("cpu")
+        .or_else(|| paths.unified().map(|u| (u, true)))
+    {
         let st = flat(d, "cpu.stat");
         let us = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 1000;
         return json!({
@@ -86,7 +89,9 @@ fn memory(paths: &Paths) -> Value {
             "raw": flat(d, "memory.stat"),
         }),
         Some((d, true)) => {
-            let limit = read(d, "memory.max").and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+            let limit = read(d, "memory.max")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
             json!({
                 "usage": {"usage": num(d, "memory.current"), "max": num(d, "memory.peak"), "limit": limit},
                 "swap": {"usage": num(d, "memory.swap.current")},
@@ -101,7 +106,10 @@ fn memory(paths: &Paths) -> Value {
 fn blkio(paths: &Paths) -> Value {
     let mut entries = Vec::new();
     if let Some(d) = paths.v1("blkio") {
-        for l in read(d, "blkio.throttle.io_service_bytes_recursive").unwrap_or_default().lines() {
+        for l in read(d, "blkio.throttle.io_service_bytes_recursive")
+            .unwrap_or_default()
+            .lines()
+        {
             let f: Vec<&str> = l.split_whitespace().collect();
             if let [dev, op, v] = f[..] {
                 if let Some((ma, mi)) = dev.split_once(':') {
@@ -113,7 +121,9 @@ fn blkio(paths: &Paths) -> Value {
     } else if let Some((d, true)) = paths.controller("io") {
         for l in read(d, "io.stat").unwrap_or_default().lines() {
             let mut it = l.split_whitespace();
-            let Some((ma, mi)) = it.next().and_then(|d| d.split_once(':')) else { continue };
+            let Some((ma, mi)) = it.next().and_then(|d| d.split_once(':')) else {
+                continue;
+            };
             for kv in it {
                 if let Some((k, v)) = kv.split_once('=') {
                     let op = match k {

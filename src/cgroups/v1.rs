@@ -124,11 +124,19 @@ pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
             .into_iter()
             .find(|f| dir.join(f).exists());
         let need = |what: &str| {
-            Error::sys(format!("set {what}"), Some(&dir.join("blkio.weight")), Errno::ENOENT)
-                .hint("this kernel's I/O scheduler has no blkio weights; drop the weight settings")
+            Error::sys(
+                format!("set {what}"),
+                Some(&dir.join("blkio.weight")),
+                Errno::ENOENT,
+            )
+            .hint("this kernel's I/O scheduler has no blkio weights; drop the weight settings")
         };
         if let Some(w) = b.weight.filter(|v| *v != 0) {
-            write(dir, weight_file.ok_or_else(|| need("blockIO.weight"))?, &w.to_string())?;
+            write(
+                dir,
+                weight_file.ok_or_else(|| need("blockIO.weight"))?,
+                &w.to_string(),
+            )?;
         }
         if let Some(w) = b.leaf_weight.filter(|v| *v != 0) {
             write(dir, "blkio.leaf_weight", &w.to_string())?;
@@ -142,10 +150,22 @@ pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
             }
         }
         let throttles: [(&str, &Option<Vec<ThrottleDevice>>); 4] = [
-            ("blkio.throttle.read_bps_device", &b.throttle_read_bps_device),
-            ("blkio.throttle.write_bps_device", &b.throttle_write_bps_device),
-            ("blkio.throttle.read_iops_device", &b.throttle_read_iops_device),
-            ("blkio.throttle.write_iops_device", &b.throttle_write_iops_device),
+            (
+                "blkio.throttle.read_bps_device",
+                &b.throttle_read_bps_device,
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                &b.throttle_write_bps_device,
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                &b.throttle_read_iops_device,
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                &b.throttle_write_iops_device,
+            ),
         ];
         for (file, list) in throttles {
             for d in list.iter().flatten() {
@@ -155,13 +175,21 @@ pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
     }
     if let (Some(h), Some(dir)) = (&res.hugepage_limits, paths.v1("hugetlb")) {
         for l in h {
-            write(dir, &format!("hugetlb.{}.limit_in_bytes", l.page_size), &l.limit.to_string())?;
+            write(
+                dir,
+                &format!("hugetlb.{}.limit_in_bytes", l.page_size),
+                &l.limit.to_string(),
+            )?;
         }
     }
     if with_devices {
         if let Some(dir) = paths.v1("devices") {
             for r in devices::rules(res.devices.as_deref().unwrap_or(&[])) {
-                let file = if r.allow { "devices.allow" } else { "devices.deny" };
+                let file = if r.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 write(dir, file, &r.v1_line())?;
             }
         }

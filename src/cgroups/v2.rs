@@ -90,10 +90,10 @@ pub fn swap_max(swap: i64, limit: Option<i64>) -> Result<String> {
     match limit {
         Some(l) if l > 0 => {
             if swap < l {
-                Err(Error::new(format!(
-                    "memory.swap {swap} is below memory.limit {l}"
-                ))
-                .hint("memory.swap is memory+swap: make it at least the limit"))
+                Err(
+                    Error::new(format!("memory.swap {swap} is below memory.limit {l}"))
+                        .hint("memory.swap is memory+swap: make it at least the limit"),
+                )
             } else {
                 Ok((swap - l).to_string())
             }
@@ -112,9 +112,17 @@ pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
         if with_devices {
             install_devices(dir, res)?;
         }
-    } else if let Some(h) = res.hugepage_limits.as_ref().filter(|_| paths.v1("hugetlb").is_none()) {
+    } else if let Some(h) = res
+        .hugepage_limits
+        .as_ref()
+        .filter(|_| paths.v1("hugetlb").is_none())
+    {
         for l in h {
-            write(dir, &format!("hugetlb.{}.max", l.page_size), &l.limit.to_string())?;
+            write(
+                dir,
+                &format!("hugetlb.{}.max", l.page_size),
+                &l.limit.to_string(),
+            )?;
         }
     }
     for (k, v) in res.unified.iter().flatten() {
@@ -134,10 +142,18 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
             write(dir, "memory.swap.max", &v)?;
         }
         if let Some(l) = limit {
-            write(dir, "memory.max", &if l < 0 { "max".into() } else { l.to_string() })?;
+            write(
+                dir,
+                "memory.max",
+                &if l < 0 { "max".into() } else { l.to_string() },
+            )?;
         }
         if let Some(r) = m.reservation.filter(|v| *v != 0) {
-            write(dir, "memory.low", &if r < 0 { "max".into() } else { r.to_string() })?;
+            write(
+                dir,
+                "memory.low",
+                &if r < 0 { "max".into() } else { r.to_string() },
+            )?;
         }
         // swappiness and disableOOMKiller have no v2 file: ignored, as runc does.
     }
@@ -190,13 +206,21 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
             if bfq {
                 write(dir, "io.bfq.weight", &w.to_string())?;
             } else {
-                write(dir, "io.weight", &format!("default {}", blkio_to_io_weight(w)))?;
+                write(
+                    dir,
+                    "io.weight",
+                    &format!("default {}", blkio_to_io_weight(w)),
+                )?;
             }
         }
         for d in b.weight_device.iter().flatten() {
             if let Some(w) = d.weight {
                 if bfq {
-                    write(dir, "io.bfq.weight", &format!("{}:{} {}", d.major, d.minor, w))?;
+                    write(
+                        dir,
+                        "io.bfq.weight",
+                        &format!("{}:{} {}", d.major, d.minor, w),
+                    )?;
                 } else {
                     let v = blkio_to_io_weight(w);
                     write(dir, "io.weight", &format!("{}:{} {}", d.major, d.minor, v))?;
@@ -211,12 +235,20 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
         ];
         for (key, list) in throttles {
             for d in list.iter().flatten() {
-                write(dir, "io.max", &format!("{}:{} {key}={}", d.major, d.minor, d.rate))?;
+                write(
+                    dir,
+                    "io.max",
+                    &format!("{}:{} {key}={}", d.major, d.minor, d.rate),
+                )?;
             }
         }
     }
     for l in res.hugepage_limits.iter().flatten() {
-        write(dir, &format!("hugetlb.{}.max", l.page_size), &l.limit.to_string())?;
+        write(
+            dir,
+            &format!("hugetlb.{}.max", l.page_size),
+            &l.limit.to_string(),
+        )?;
     }
     Ok(())
 }
@@ -228,11 +260,18 @@ fn install_devices(dir: &Path, res: &Resources) -> Result<()> {
     let fd = sys::bpf_load_cgroup_device(&prog).map_err(|(e, log)| {
         Error::sys("load device filter (eBPF)", None, e)
             .detail(log)
-            .hint_if(nix::errno::Errno::EPERM, "loading eBPF needs CAP_SYS_ADMIN (or CAP_BPF)")
+            .hint_if(
+                nix::errno::Errno::EPERM,
+                "loading eBPF needs CAP_SYS_ADMIN (or CAP_BPF)",
+            )
     })?;
-    let cg = open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map(sys::own_fd)
-        .step_at("open cgroup", dir)?;
+    let cg = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(sys::own_fd)
+    .step_at("open cgroup", dir)?;
     use std::os::fd::AsFd;
     sys::bpf_attach_cgroup_device(cg.as_fd(), fd.as_fd())
         .step_at("attach device filter (eBPF)", dir)

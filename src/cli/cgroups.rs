@@ -68,7 +68,9 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
         .output()
         .step("run ps")?;
     if !out.status.success() {
-        return Err(Error::new("run ps").detail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        return Err(
+            Error::new("run ps").detail(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -80,7 +82,10 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{header}");
     for line in lines {
-        let pid = line.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             let _ = writeln!(stdout, "{line}");
         }
@@ -157,7 +162,9 @@ fn update_resources(args: &UpdateArgs) -> Result<Resources> {
         Some(path) => {
             let mut text = String::new();
             if path.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text).step("read resources from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .step("read resources from stdin")?;
             } else {
                 text = std::fs::read_to_string(path).step_at("read resources", path)?;
             }

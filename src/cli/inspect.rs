@@ -10,10 +10,12 @@ use crate::state::Store;
 
 pub fn state(root: &Path, id: &str) -> Result<()> {
     let container = Store::new(root).peek(id)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&container.state_json()).expect("json")
-    );
+    let mut state = container.state_json();
+    // --network bridge: the container's address and published ports.
+    if let Some(net) = crate::network::describe(&container.dir) {
+        state["network"] = net;
+    }
+    println!("{}", serde_json::to_string_pretty(&state).expect("json"));
     Ok(())
 }
 

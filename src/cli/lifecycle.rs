@@ -38,6 +38,8 @@ pub struct CreateArgs {
     no_new_keyring: bool,
     #[command(flatten)]
     storage: super::storage::StorageArgs,
+    #[command(flatten)]
+    network: super::network::NetworkArgs,
     id: String,
 }
 
@@ -66,6 +68,8 @@ pub struct RunArgs {
     no_new_keyring: bool,
     #[command(flatten)]
     storage: super::storage::StorageArgs,
+    #[command(flatten)]
+    network: super::network::NetworkArgs,
     id: String,
 }
 
@@ -97,6 +101,7 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
         console_socket: args.console_socket,
         detached: true,
         storage: args.storage.extras(),
+        network: args.network.extras(),
     };
     create::create(&Store::new(root), &opts, log)
         .map(drop)
@@ -105,7 +110,19 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let container = Store::new(root).load(id)?;
-    start_container(&container).map_err(|e| e.within(format!("start {id}")))
+    start_container(&container).map_err(|e| e.within(format!("start {id}")))?;
+    poststart_or_kill(&container).map_err(|e| e.within(format!("start {id}")))
+}
+
+/// poststart hooks; when one fails the container is killed (runc 1.1).
+fn poststart_or_kill(container: &Container) -> Result<()> {
+    let res = crate::security::poststart(container);
+    if res.is_err() {
+        if let Some(pid) = container.live_pid() {
+            kill_and_wait(pid, container.record.pid_start);
+        }
+    }
+    res
 }
 
 /// Release a created container's init: open exec.fifo (the init is blocked
@@ -163,6 +180,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         console_socket: args.console_socket,
         detached: args.detach,
         storage: args.storage.extras(),
+        network: args.network.extras(),
     };
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
@@ -177,7 +195,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         console::copy_window_size(master.as_fd());
         console::RawMode::enter()
     });
-    if let Err(e) = start_container(&container) {
+    if let Err(e) = start_container(&container).and_then(|()| poststart_or_kill(&container)) {
         create::destroy(container);
         return Err(e.within(format!("run {id}")));
     }
@@ -231,10 +249,8 @@ pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
-        _ => {
-            create::destroy(container);
-            Ok(())
-        }
+        _ => create::destroy_checked(container, true)
+            .map_err(|e| e.within(format!("delete {}", args.id))),
     }
 }
 

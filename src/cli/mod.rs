@@ -5,5 +5,6 @@ pub mod exec;
 pub mod foreground;
 pub mod inspect;
 pub mod lifecycle;
+pub mod network;
 pub mod spec;
 pub mod storage;

@@ -103,7 +103,7 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
                 let all: Vec<_> = names.iter().map(|n| describe(&store, n)).collect();
                 println!("{}", serde_json::Value::Array(all));
             } else {
-                println!("{:<32} {:<22} USED BY", "NAME", "CREATED");
+                println!("{:<32} {:<20} USED BY", "NAME", "CREATED");
                 for n in names {
                     let users: Vec<String> = store
                         .users(&n)
@@ -111,7 +111,9 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
                         .filter(|u| u.live)
                         .map(|u| u.id)
                         .collect();
-                    println!("{n:<32} {:<22} {}", store.created(&n), users.join(","));
+                    let created = store.created(&n);
+                    let created = created.get(..19).unwrap_or(&created);
+                    println!("{n:<32} {created:<20} {}", users.join(","));
                 }
             }
         }

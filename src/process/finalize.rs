@@ -13,9 +13,10 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{self, Gid, Uid};
-use oci_spec::runtime::{PosixRlimitType, Process};
+use oci_spec::runtime::{Linux, PosixRlimitType, Process};
 
 use crate::error::{Context, Error, Result};
+use crate::security;
 use crate::sys;
 
 /// The program to exec, resolved before the init reports ready, so a typo
@@ -24,18 +25,65 @@ pub struct Exec {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// Capabilities still to drop and the seccomp filter still to load.
+    pub security: security::Late,
 }
 
-/// Apply the process's own settings (in this order: limits while still
-/// privileged, then identity, then cwd as that identity) and find its program.
+/// `apply_with` without linux.seccomp and linux.personality.
 pub fn apply(process: &Process) -> Result<Exec> {
+    apply_with(process, None)
+}
+
+/// Apply the process's own settings (in this order: limits and scheduling
+/// while still privileged, then identity, then cwd as that identity, then
+/// capabilities) and find its program. `linux` brings the seccomp profile
+/// (compiled here, loaded by `exec`) and the personality.
+pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
     set_rlimits(process)?;
+    security::sched::oom_score_adj(process)?;
+    // CVE-2019-5736: until execve this process is the hull binary; a
+    // non-dumpable process's /proc/PID/exe cannot be opened by container
+    // processes (no CAP_SYS_PTRACE over hull's user namespace).
+    prctl::set_dumpable(false).step("make process undumpable")?;
+    security::sched::scheduler(process)?;
+    security::sched::io_priority(process)?;
+    security::sched::personality(linux.and_then(|l| l.personality().as_ref()))?;
+    security::lsm::apply(process)?;
+    let nnp = process.no_new_privileges() == Some(true);
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(security::seccomp::compile)
+        .transpose()?;
+    let caps = security::caps::before_user_switch(process)?;
     switch_user(process)?;
     unistd::chdir(process.cwd().as_path()).step_at("chdir to process.cwd", process.cwd())?;
-    if process.no_new_privileges() == Some(true) {
+    check_cwd(process)?;
+    let caps = security::caps::after_user_switch(caps, seccomp.is_some() && !nnp)?;
+    if nnp {
         prctl::set_no_new_privs().step("set no_new_privs")?;
     }
-    resolve_exec(process)
+    // Changing credentials may have reset it (fs.suid_dumpable).
+    prctl::set_dumpable(false).step("make process undumpable")?;
+    let mut exec = resolve_exec(process)?;
+    exec.security = security::Late {
+        caps,
+        seccomp,
+        from_hull: None,
+    };
+    Ok(exec)
+}
+
+/// CVE-2024-21626: a cwd reached through an fd hull holds (process.cwd
+/// "/proc/self/fd/N") would start the process in a host directory. The
+/// kernel reports such a cwd as unreachable from our root.
+fn check_cwd(process: &Process) -> Result<()> {
+    match unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::new("chdir to process.cwd")
+            .at(process.cwd())
+            .detail("the directory is outside the container's root")
+            .hint("process.cwd must be a directory inside the rootfs")),
+    }
 }
 
 /// Replace this process with the container's program. Fds 3 .. 3+`keep_fds`
@@ -43,6 +91,8 @@ pub fn apply(process: &Process) -> Result<Exec> {
 pub fn exec(exec: &Exec, keep_fds: u32) -> Result<Infallible> {
     restore_signals()?;
     sys::cloexec_from(3 + keep_fds).step("close inherited fds")?;
+    // Last: after this only sendmsg (notify) / capset (no NNP) and execve.
+    exec.security.finish()?;
     unistd::execve(&exec.path, &exec.args, &exec.env)
         .step_at("exec", Path::new(exec.path.to_str().unwrap_or("?")))
 }
@@ -149,6 +199,7 @@ fn resolve_exec(process: &Process) -> Result<Exec> {
         .step_at("exec", &path)
         .map_err(|e| e.hint("process.args[0] must be an executable inside the rootfs"))?;
     Ok(Exec {
+        security: security::Late::default(),
         path: cstring(&path.to_string_lossy(), "process.args[0]")?,
         args: args
             .iter()

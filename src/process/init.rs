@@ -105,14 +105,7 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     }
 
     let process = ctx.bundle.process();
-    let pty = match process.terminal() {
-        Some(true) => Some(console::open_in_container(
-            process
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16)),
-        )?),
-        _ => None,
-    };
+    let pty = console::open_if_terminal(process)?;
     let mut exec = finalize::apply_with(process, spec.linux().as_ref())?;
     if let Some(h) = from_hull {
         if let Some(agent) = h.agent {

@@ -28,6 +28,12 @@ pub enum Msg {
     Ready,
     /// init → hull: setup failed; the rendered error.
     Failed(String),
+    /// init → hull: mounts done, before pivot_root: run prestart and
+    /// createRuntime hooks (security::on_init_hooks).
+    Hooks,
+    /// hull → init: hooks done; the state JSON (with the seccomp agent's
+    /// socket when the profile notifies).
+    State(String),
 }
 
 pub struct Channel {
@@ -45,7 +51,8 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
-const MAX_MSG: usize = 8192;
+// Large enough for a state JSON with many annotations.
+const MAX_MSG: usize = 65536;
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
@@ -116,6 +123,8 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::Go => b"g".to_vec(),
         Msg::InitPid(pid) => format!("P{pid}").into_bytes(),
         Msg::Ready => b"R".to_vec(),
+        Msg::Hooks => b"H".to_vec(),
+        Msg::State(json) => format!("S{json}").into_bytes(),
         Msg::Failed(text) => {
             let mut v = b"E".to_vec();
             v.extend_from_slice(&text.as_bytes()[..text.len().min(MAX_MSG - 1)]);
@@ -139,6 +148,8 @@ fn decode(bytes: &[u8]) -> Result<Msg> {
         b'g' => Msg::Go,
         b'P' => Msg::InitPid(text.parse().map_err(|_| bad())?),
         b'R' => Msg::Ready,
+        b'H' => Msg::Hooks,
+        b'S' => Msg::State(text.into_owned()),
         b'E' => Msg::Failed(text.into_owned()),
         _ => return Err(bad()),
     })
@@ -157,6 +168,8 @@ mod tests {
             Msg::Go,
             Msg::InitPid(42),
             Msg::Ready,
+            Msg::Hooks,
+            Msg::State("{\"id\":\"a\"}".into()),
             Msg::Failed("mount /proc: EPERM".into()),
         ] {
             a.send(&msg).unwrap();

@@ -243,8 +243,22 @@ pub fn commit(upper: &Path, dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(e).step_at("create layer dir", dir),
     }
-    let meta = fs::metadata(upper).step_at("stat upper", upper)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .step_at("chmod", dir)?;
-    copy_contents(upper, dir)
+    let result = copy_root(upper, dir).and_then(|()| copy_contents(upper, dir));
+    if result.is_err() {
+        // Half a layer is worse than none: leave the directory empty.
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+            }
+        }
+    }
+    result
+}
+
+/// The mode and owner of the tree's root directory `src`, onto `dst`.
+pub fn copy_root(src: &Path, dst: &Path) -> Result<()> {
+    let meta = fs::metadata(src).step_at("stat", src)?;
+    std::os::unix::fs::chown(dst, Some(meta.uid()), Some(meta.gid())).step_at("chown", dst)?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777)).step_at("chmod", dst)
 }

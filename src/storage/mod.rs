@@ -327,6 +327,15 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             })
         });
         let ov = overlay::Overlay::create(&dir, lowers, &bundle.rootfs, userns)?;
+        if userns {
+            // The container's root must own the work dir (and may write "/").
+            if let Some((uid, gid)) = mapped_root(bundle) {
+                for d in [&ov.work, &ov.merged] {
+                    std::os::unix::fs::chown(d, Some(uid), Some(gid))
+                        .step_at("chown overlay dir", d)?;
+                }
+            }
+        }
         bundle.storage.overlay = Some(ov);
         log.step("create overlay upper and work dirs");
     }
@@ -363,6 +372,18 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         log.step("attach volumes");
     }
     Ok(())
+}
+
+/// The host uid and gid that container root maps to in a new user namespace.
+fn mapped_root(bundle: &Bundle) -> Option<(u32, u32)> {
+    let linux = bundle.spec.linux().as_ref()?;
+    let find = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
 }
 
 /// In the init, inside the new mount namespace, before the rootfs is

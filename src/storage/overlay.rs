@@ -28,6 +28,8 @@ pub struct Overlay {
 
 impl Overlay {
     /// Create `<dir>/{upper,work,merged}` (the caller journalled `dir`).
+    /// The dirs on the way are 0711: the root of a user namespace (not
+    /// the host's) must traverse them to mount the overlay.
     /// The upper's root takes the rootfs root's mode and owner: it is what
     /// the container sees as "/".
     pub fn create(
@@ -39,10 +41,10 @@ impl Overlay {
         let parent = dir.parent().expect("data dir has a parent");
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(parent)
             .step_at("create data dir", parent)?;
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        match std::fs::DirBuilder::new().mode(0o711).create(dir) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::new("create container data dir")
                     .at(dir)
@@ -111,11 +113,13 @@ impl Overlay {
         ];
         // No redirects: a renamed lower directory is copied up whole, so the
         // upper (and `hull commit` of it) is a plain layer.
-        opts.push(("redirect_dir", Some(PathBuf::from("off"))));
-        opts.push(("index", Some(PathBuf::from("off"))));
+        // (userxattr implies redirect_dir=nofollow and refuses "off".)
         if self.userxattr {
             opts.push(("userxattr", None));
+        } else {
+            opts.push(("redirect_dir", Some(PathBuf::from("off"))));
         }
+        opts.push(("index", Some(PathBuf::from("off"))));
         opts
     }
 

@@ -86,7 +86,7 @@ impl Store {
         check_name(name)?;
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(&self.dir)
             .step_at("create volumes dir", &self.dir)?;
         let dir = self.path(name);
@@ -133,7 +133,8 @@ impl Store {
             for layer in layers {
                 if let Some(src) = open_in_root(layer, dest) {
                     let from = PathBuf::from(format!("/proc/self/fd/{}", fd_num(&src)));
-                    super::layers::copy_contents(&from, &data)
+                    super::layers::copy_root(&from, &data)
+                        .and_then(|()| super::layers::copy_contents(&from, &data))
                         .map_err(|e| e.within(format!("seed from {}", dest.display())))?;
                     break;
                 }

@@ -1,0 +1,561 @@
+//! Container networking beyond runc: `--network bridge` gives the container
+//! a veth pair on a host bridge (default `hull0`), an address from a
+//! file-locked lease store, a default route, /etc/hosts and /etc/hostname,
+//! outbound NAT, and published ports (`-p`) through kernel DNAT.
+//!
+//! A plain bundle pays nothing: `Config::from_spec` finds no annotation and
+//! every entry point returns at once, with no file written.
+//!
+//! Order on create (each object is in a journal before it exists):
+//! 1. `prepare` (before the init is cloned): under the store lock, check the
+//!    host ports, journal `<state dir>/network.json`, then take the lease
+//!    and record the ports; write hosts/hostname and bind them in the spec.
+//! 2. `attach` (once the init is ready, before `create` returns): bridge
+//!    (recorded as made by hull first), sysctls (previous values recorded
+//!    first), the veth pair with `eth0` made directly in the container's
+//!    namespace, address and routes there, then one nftables batch.
+//!
+//! `cleanup` (from `create::destroy`: failed creates, `delete`, `delete
+//! --force` after a crash) undoes whatever exists and ignores the rest. It
+//! runs in the network namespace hull ran in at create time, found again
+//! through /run/netns when `delete` runs elsewhere; when that namespace is
+//! gone, so are the veth, the bridge and the rules, and only the lease is
+//! released. The last container of a bridge takes the bridge, the table and
+//! the sysctls with it.
+//!
+//! In config.json: annotations `dev.hull.network: "bridge"`,
+//! `dev.hull.ports: "8080:80,127.0.0.1:5353:53/udp"`,
+//! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
+
+pub mod ipam;
+pub mod netlink;
+pub mod ports;
+pub mod rules;
+mod store;
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, Spec};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::log::Logger;
+use crate::state::Container;
+use ipam::Subnet;
+use netlink::Netlink;
+use ports::Mapping;
+use store::{Locked, Shared};
+
+pub const ANN_NETWORK: &str = "dev.hull.network";
+pub const ANN_PORTS: &str = "dev.hull.ports";
+pub const ANN_SUBNET: &str = "dev.hull.network.subnet";
+pub const ANN_BRIDGE: &str = "dev.hull.network.bridge";
+pub const DEFAULT_BRIDGE: &str = "hull0";
+pub const DEFAULT_NET_ROOT: &str = "/run/hull-net";
+/// Overrides the default network state dir (for tests and private setups).
+pub const ENV_NET_ROOT: &str = "HULL_NET_ROOT";
+const JOURNAL: &str = "network.json";
+const PEER: &str = "eth0";
+
+static NET_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// The network extras of `create`/`run`, as given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Extras {
+    pub mode: Option<String>,
+    pub publish: Vec<String>,
+    pub subnet: Option<String>,
+    pub bridge: Option<String>,
+    pub net_root: Option<PathBuf>,
+}
+
+/// What a bundle asks for, from its annotations.
+#[derive(Debug)]
+pub struct Config {
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// The subnet was asked for (not the default): it must match the bridge's.
+    pub subnet_given: bool,
+    pub ports: Vec<Mapping>,
+}
+
+/// The container's record of its network objects: `<state dir>/network.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    pub id: String,
+    pub net_root: PathBuf,
+    pub bridge: String,
+    /// (dev, inode) of the network namespace hull ran in: where the bridge,
+    /// the host end of the veth and the rules are.
+    pub netns: (u64, u64),
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// Host end of the veth pair.
+    pub veth: String,
+    pub ports: Vec<Mapping>,
+}
+
+impl Journal {
+    pub fn read(state_dir: &Path) -> Result<Option<Journal>> {
+        let path = state_dir.join(JOURNAL);
+        match std::fs::read(&path) {
+            Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| {
+                Error::new("parse network journal")
+                    .at(&path)
+                    .detail(e.to_string())
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).step_at("read network journal", &path),
+        }
+    }
+
+    fn write(&self, state_dir: &Path) -> Result<()> {
+        let path = state_dir.join(JOURNAL);
+        let tmp = state_dir.join(".network.json.tmp");
+        let json = serde_json::to_vec(self).expect("journal serialises");
+        std::fs::write(&tmp, json).step_at("write network journal", &tmp)?;
+        std::fs::rename(&tmp, &path).step_at("write network journal", &path)
+    }
+}
+
+/// FNV-1a: short stable names (veth, chains) from a container id.
+pub fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn net_root() -> PathBuf {
+    if let Some(r) = NET_ROOT.get() {
+        return r.clone();
+    }
+    std::env::var_os(ENV_NET_ROOT)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_NET_ROOT))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Merge `--network`, `-p`, `--subnet`, `--bridge` into the annotations
+/// (so a bundle can say the same in config.json) and check the result.
+/// `-p` without `--network` means bridge, as in Docker.
+pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
+    if let Some(root) = &extras.net_root {
+        let _ = NET_ROOT.set(absolute(root));
+    }
+    let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
+    let before = ann.clone();
+    if let Some(mode) = &extras.mode {
+        ann.insert(ANN_NETWORK.into(), mode.clone());
+    } else if !extras.publish.is_empty() && !ann.contains_key(ANN_NETWORK) {
+        ann.insert(ANN_NETWORK.into(), "bridge".into());
+    }
+    if !extras.publish.is_empty() {
+        let mut list: Vec<String> = ann
+            .get(ANN_PORTS)
+            .map(|p| p.split(',').map(String::from).collect())
+            .unwrap_or_default();
+        list.extend(extras.publish.iter().cloned());
+        list.retain(|s| !s.trim().is_empty());
+        ann.insert(ANN_PORTS.into(), list.join(","));
+    }
+    if let Some(s) = &extras.subnet {
+        ann.insert(ANN_SUBNET.into(), s.clone());
+    }
+    if let Some(b) = &extras.bridge {
+        ann.insert(ANN_BRIDGE.into(), b.clone());
+    }
+    if ann != before {
+        bundle.spec.set_annotations(Some(ann));
+    }
+    Config::from_spec(&bundle.spec).map(drop)
+}
+
+impl Config {
+    /// None for a bundle that keeps runc's behaviour.
+    pub fn from_spec(spec: &Spec) -> Result<Option<Config>> {
+        let ann = spec.annotations().as_ref();
+        let get = |k: &str| ann.and_then(|a| a.get(k)).map(|v| v.trim());
+        let ports_spec = get(ANN_PORTS).unwrap_or("");
+        match get(ANN_NETWORK) {
+            None | Some("" | "none" | "default") => {
+                if !ports_spec.is_empty() {
+                    return Err(Error::new("publish")
+                        .detail("published ports need a bridge network")
+                        .hint("add --network bridge (annotation dev.hull.network: \"bridge\")"));
+                }
+                return Ok(None);
+            }
+            Some("bridge") => {}
+            Some(other) => {
+                return Err(Error::new("network")
+                    .detail(format!("unknown network mode {other:?}"))
+                    .hint("use --network bridge, or leave it out for runc's behaviour"))
+            }
+        }
+        let bridge = get(ANN_BRIDGE)
+            .filter(|b| !b.is_empty())
+            .unwrap_or(DEFAULT_BRIDGE)
+            .to_string();
+        let ok_name = bridge.len() <= 15
+            && bridge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok_name {
+            return Err(Error::new("network")
+                .detail(format!("bad bridge name {bridge:?}"))
+                .hint("up to 15 letters, digits, _ and -"));
+        }
+        let (subnet, subnet_given) = match get(ANN_SUBNET).filter(|s| !s.is_empty()) {
+            Some(s) => (Subnet::parse(s)?, true),
+            None => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
+        };
+        let ports = ports::parse_all(ports_spec.split(','))?;
+        let new_netns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none());
+        if !new_netns {
+            return Err(Error::new("network")
+                .detail("a bridge network needs a new network namespace")
+                .hint("add {\"type\": \"network\"} without a path to linux.namespaces"));
+        }
+        Ok(Some(Config {
+            bridge,
+            subnet,
+            subnet_given,
+            ports,
+        }))
+    }
+}
+
+/// Fault injection for the crash-safety tests: HULL_TEST_NET_FAULT=kill@STEP
+/// (SIGKILL hull there) or fail@STEP (fail there). Read only on the path of
+/// a networked container.
+fn fault(step: &str) -> Result<()> {
+    let Some(v) = std::env::var_os("HULL_TEST_NET_FAULT") else {
+        return Ok(());
+    };
+    let v = v.to_string_lossy();
+    if v == format!("kill@{step}") {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+    if v == format!("fail@{step}") {
+        return Err(Error::new(format!("network: injected failure at {step}")));
+    }
+    Ok(())
+}
+
+fn netns_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn own_netns() -> Result<(u64, u64)> {
+    let p = Path::new("/proc/thread-self/ns/net");
+    netns_id(p).ok_or_else(|| Error::new("identify network namespace").at(p))
+}
+
+/// Step 1, before the init exists. Nothing for a plain bundle.
+pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Result<()> {
+    let Some(cfg) = Config::from_spec(&bundle.spec)? else {
+        return Ok(());
+    };
+    let id = container.record.id.clone();
+    let root = net_root();
+    let store = Locked::open(&root, &cfg.bridge)?;
+    let mut shared = store.read()?.unwrap_or_else(|| Shared {
+        subnet: cfg.subnet.to_string(),
+        ..Default::default()
+    });
+    let subnet = Subnet::parse(&shared.subnet)?;
+    if cfg.subnet_given && subnet != cfg.subnet {
+        return Err(Error::new("network")
+            .detail(format!(
+                "bridge {} already uses subnet {subnet}, not {}",
+                cfg.bridge, cfg.subnet
+            ))
+            .hint("leave out the subnet, or use another bridge"));
+    }
+    for m in &cfg.ports {
+        if let Some((owner, _)) = shared.ports.iter().find(|(_, p)| p.conflicts(m)) {
+            return Err(
+                Error::new(format!("publish {}/{}", m.host(), m.proto.as_str()))
+                    .detail(format!("host port already published by container {owner}"))
+                    .hint("pick another host port, or delete that container"),
+            );
+        }
+        m.check_host_free()?;
+    }
+    let ip = subnet.allocate(&shared.leases).ok_or_else(|| {
+        Error::new("allocate address")
+            .detail(format!("subnet {subnet} of bridge {} is full", cfg.bridge))
+    })?;
+    let journal = Journal {
+        id: id.clone(),
+        net_root: root,
+        bridge: cfg.bridge.clone(),
+        netns: own_netns()?,
+        ip,
+        prefix: subnet.prefix,
+        gateway: subnet.gateway(),
+        veth: format!("hv{:08x}", hash(&id) as u32),
+        ports: cfg.ports.clone(),
+    };
+    journal.write(&container.dir)?;
+    fault("lease")?;
+    shared.leases.insert(ip, id.clone());
+    shared
+        .ports
+        .extend(cfg.ports.iter().map(|m| (id.clone(), *m)));
+    store.write(&shared)?;
+    drop(store);
+    write_etc(bundle, container, ip)?;
+    log.step("network: lease, ports, /etc/hosts");
+    Ok(())
+}
+
+/// /etc/hosts and /etc/hostname for the container, kept in its state dir
+/// and bind-mounted (unless the bundle mounts its own).
+fn write_etc(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr) -> Result<()> {
+    let id = &container.record.id;
+    let name = bundle
+        .spec
+        .hostname()
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| id.chars().take(63).collect());
+    let files = [
+        (
+            "hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n"
+            ),
+        ),
+        ("hostname", format!("{name}\n")),
+    ];
+    let mut mounts = bundle.spec.mounts().clone().unwrap_or_default();
+    for (file, text) in files {
+        let dest = PathBuf::from("/etc").join(file);
+        let path = container.dir.join(file);
+        std::fs::write(&path, text).step_at("write", &path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .step_at("chmod", &path)?;
+        if mounts.iter().any(|m| m.destination() == &dest) {
+            continue;
+        }
+        mounts.push(
+            MountBuilder::default()
+                .typ("bind")
+                .source(path)
+                .destination(dest)
+                .options(vec!["bind".to_string(), "rw".to_string()])
+                .build()
+                .map_err(|e| Error::new("build mount").detail(e.to_string()))?,
+        );
+    }
+    bundle.spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+fn sysctl_path(name: &str) -> PathBuf {
+    PathBuf::from("/proc/sys/net").join(name)
+}
+
+fn read_sysctl(name: &str) -> Result<String> {
+    let p = sysctl_path(name);
+    std::fs::read_to_string(&p)
+        .map(|s| s.trim().to_string())
+        .step_at("read sysctl", &p)
+}
+
+fn write_sysctl(name: &str, value: &str) -> Result<()> {
+    let p = sysctl_path(name);
+    std::fs::write(&p, value).step_at("write sysctl", &p)
+}
+
+/// Step 2: the init `pid` exists and waits for `start`; wire it up.
+pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
+    let Some(j) = Journal::read(&container.dir)? else {
+        return Ok(());
+    };
+    let store = Locked::open(&j.net_root, &j.bridge)?;
+    let mut shared = store.read()?.ok_or_else(|| {
+        Error::new("network").detail(format!("the lease store of bridge {} is gone", j.bridge))
+    })?;
+    let subnet = Subnet::parse(&shared.subnet)?;
+    let mut nl = Netlink::open()?;
+
+    // The bridge, its address, and what the host must allow.
+    let br = match nl.link_index(&j.bridge)? {
+        Some(i) => i,
+        None => {
+            shared.bridge_made = true;
+            store.write(&shared)?;
+            fault("bridge")?;
+            nl.create_bridge(&j.bridge)?;
+            nl.link_index(&j.bridge)?.ok_or_else(|| {
+                Error::new(format!("create bridge {}", j.bridge)).detail("it vanished")
+            })?
+        }
+    };
+    nl.add_addr(br, j.gateway, j.prefix, &j.bridge)?;
+    nl.set_up(br, &j.bridge)?;
+    // 127.0.0.1:HOSTPORT is DNATed out of the bridge; the guard rule (rules.rs)
+    // keeps anything arriving on the bridge away from 127.0.0.0/8.
+    write_sysctl(&format!("ipv4/conf/{}/route_localnet", j.bridge), "1")?;
+    if shared.ip_forward_prev.is_none() {
+        shared.ip_forward_prev = Some(read_sysctl("ipv4/ip_forward")?);
+        store.write(&shared)?;
+    }
+    write_sysctl("ipv4/ip_forward", "1")?;
+    log.step("network: bridge, sysctls");
+
+    // The veth pair, eth0 born in the container's namespace.
+    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let ns = File::open(&ns_path).step_at("open container netns", &ns_path)?;
+    fault("veth")?;
+    nl.create_veth(&j.veth, br, PEER, &ns)?;
+    let host_end = nl
+        .link_index(&j.veth)?
+        .ok_or_else(|| Error::new(format!("create veth {}", j.veth)).detail("it vanished"))?;
+    nl.set_hairpin(host_end, &j.veth)?;
+    let mut inner = Netlink::open_in(&ns)?;
+    let eth0 = inner
+        .link_index(PEER)?
+        .ok_or_else(|| Error::new("configure eth0").detail("not in the container namespace"))?;
+    inner.set_up(1, "lo")?;
+    inner.add_addr(eth0, j.ip, j.prefix, PEER)?;
+    inner.set_up(eth0, PEER)?;
+    fault("route")?;
+    inner.add_default_route(j.gateway, eth0)?;
+    log.step("network: veth, eth0, route");
+
+    // One batch: the shared chains (idempotent) and this container's.
+    fault("rules")?;
+    let batch =
+        rules::shared(&j.bridge, &subnet) + &rules::container(&j.bridge, &j.id, j.ip, &j.ports);
+    rules::apply(&batch)?;
+    for m in &j.ports {
+        rules::flush_conntrack(m);
+    }
+    log.step("network: rules");
+    Ok(())
+}
+
+/// Find the named namespace (under /run/netns) whose identity is `id`.
+fn find_netns(id: (u64, u64)) -> Option<File> {
+    std::fs::read_dir("/run/netns")
+        .ok()?
+        .flatten()
+        .find(|e| netns_id(&e.path()) == Some(id))
+        .and_then(|e| File::open(e.path()).ok())
+}
+
+/// Undo everything `prepare` and `attach` journalled; whatever is already
+/// gone is fine. Nothing to do (no journal) for a plain container.
+pub fn cleanup(state_dir: &Path) -> Result<()> {
+    let Some(j) = Journal::read(state_dir)? else {
+        return Ok(());
+    };
+    // A thread of its own: it may enter another network namespace.
+    let res = std::thread::spawn(move || cleanup_in(&j))
+        .join()
+        .map_err(|_| Error::new("network cleanup").detail("thread panicked"))?;
+    let _ = std::fs::remove_file(state_dir.join(JOURNAL));
+    res
+}
+
+fn cleanup_in(j: &Journal) -> Result<()> {
+    let reachable = if own_netns().ok() == Some(j.netns) {
+        true
+    } else if let Some(ns) = find_netns(j.netns) {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .step("enter network namespace of the container's host side")?;
+        true
+    } else {
+        false // the namespace is gone, and with it veth, bridge and rules
+    };
+    let store = Locked::open(&j.net_root, &j.bridge)?;
+    let mut shared = store.read()?.unwrap_or_default();
+    let mut first_err = None;
+    let mut keep = |r: Result<()>| {
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    };
+    let mut nl = if reachable {
+        Some(Netlink::open()?)
+    } else {
+        None
+    };
+    if let Some(nl) = nl.as_mut() {
+        // Deleting one end deletes the pair (and it is gone already if the
+        // container's namespace died).
+        keep(nl.del_link(&j.veth).map(drop));
+    }
+    if shared.leases.get(&j.ip) == Some(&j.id) {
+        shared.leases.remove(&j.ip);
+    }
+    shared.ports.retain(|(id, _)| id != &j.id);
+    let last = shared.leases.is_empty();
+    if let Some(nl) = nl.as_mut() {
+        keep(rules::apply(&if last {
+            rules::remove_all(&j.bridge)
+        } else {
+            rules::remove_container(&j.bridge, &j.id)
+        }));
+        for m in &j.ports {
+            rules::flush_conntrack(m);
+        }
+        if last {
+            if shared.bridge_made {
+                keep(nl.del_link(&j.bridge).map(drop));
+            }
+            if let Some(prev) = &shared.ip_forward_prev {
+                keep(write_sysctl("ipv4/ip_forward", prev));
+            }
+        }
+    }
+    keep(if last {
+        store.remove()
+    } else {
+        store.write(&shared)
+    });
+    match first_err {
+        Some(e) => Err(e.within("network cleanup")),
+        None => Ok(()),
+    }
+}
+
+/// For `state`: the container's address and published ports, if any.
+pub fn describe(state_dir: &Path) -> Option<serde_json::Value> {
+    let j = Journal::read(state_dir).ok()??;
+    Some(serde_json::json!({
+        "mode": "bridge",
+        "bridge": j.bridge,
+        "ip": j.ip.to_string(),
+        "gateway": j.gateway.to_string(),
+        "ports": j.ports.iter().map(Mapping::describe).collect::<Vec<_>>(),
+    }))
+}

@@ -1,0 +1,197 @@
+//! Packet rules, through nftables (`nft -f -`, one atomic batch per
+//! container). hull keeps all of its rules in a table of its own per bridge
+//! (`ip hull-<bridge>`), so it never touches a rule it does not own:
+//!
+//! * shared chains (made with the first container, the table goes with the
+//!   last): masquerade of the subnet going out, of hairpin traffic (a
+//!   container reaching a published port through a host address) and of
+//!   127.0.0.1 clients; accept forwarding to and from the bridge; and the
+//!   guard for `route_localnet` on the bridge: nothing arriving from the
+//!   bridge may reach 127.0.0.0/8.
+//! * per container: `c-<hash>-pre` (prerouting) and `c-<hash>-out`
+//!   (output, for clients on the host itself, 127.0.0.1 included), whose
+//!   every rule carries the comment `hull:<id>`. Removing them needs no
+//!   listing: `add` then `flush` then `delete` in one batch is a no-op on
+//!   a chain that is already gone.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use super::ipam::Subnet;
+use super::ports::{Mapping, Proto};
+use crate::error::{Context, Error, Result};
+
+pub fn table(bridge: &str) -> String {
+    format!("hull-{bridge}")
+}
+
+/// The tag every rule of container `id` carries (comments are short).
+pub fn tag(id: &str) -> String {
+    if id.len() <= 100 {
+        format!("hull:{id}")
+    } else {
+        format!("hull:{}~{:016x}", &id[..80], super::hash(id))
+    }
+}
+
+/// The shared chains, rebuilt (flush + add, idempotent) in every batch.
+pub fn shared(bridge: &str, subnet: &Subnet) -> String {
+    let t = table(bridge);
+    let c = format!("comment \"hull:bridge:{bridge}\"");
+    format!(
+        "add table ip {t}
+add chain ip {t} guard {{ type filter hook prerouting priority -300; }}
+flush chain ip {t} guard
+add rule ip {t} guard iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop {c}
+add chain ip {t} forward {{ type filter hook forward priority 0; }}
+flush chain ip {t} forward
+add rule ip {t} forward iifname \"{bridge}\" accept {c}
+add rule ip {t} forward oifname \"{bridge}\" accept {c}
+add chain ip {t} postrouting {{ type nat hook postrouting priority 100; }}
+flush chain ip {t} postrouting
+add rule ip {t} postrouting ip saddr {subnet} oifname != \"{bridge}\" masquerade {c}
+add rule ip {t} postrouting ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade {c}
+add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade {c}
+"
+    )
+}
+
+fn chains(id: &str) -> [(String, &'static str); 2] {
+    let h = format!("c-{:012x}", super::hash(id) & 0xffff_ffff_ffff);
+    [
+        (format!("{h}-pre"), "prerouting"),
+        (format!("{h}-out"), "output"),
+    ]
+}
+
+/// The DNAT rules of one container, in its own chains.
+pub fn container(bridge: &str, id: &str, ip: Ipv4Addr, ports: &[Mapping]) -> String {
+    let t = table(bridge);
+    let tag = tag(id);
+    let mut out = String::new();
+    if ports.is_empty() {
+        return out;
+    }
+    for (chain, hook) in chains(id) {
+        out.push_str(&format!(
+            "add chain ip {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
+        ));
+        for m in ports {
+            let dst = match m.host_ip {
+                Some(hip) => format!("ip daddr {hip}"),
+                None => "fib daddr type local".to_string(),
+            };
+            out.push_str(&format!(
+                "add rule ip {t} {chain} {dst} {} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
+                m.proto.as_str(),
+                m.host_port,
+                m.container_port
+            ));
+        }
+    }
+    out
+}
+
+/// Remove the chains of one container, whether or not they exist.
+pub fn remove_container(bridge: &str, id: &str) -> String {
+    let t = table(bridge);
+    let mut out = format!("add table ip {t}\n");
+    for (chain, hook) in chains(id) {
+        out.push_str(&format!(
+            "add chain ip {t} {chain} {{ type nat hook {hook} priority -100; }}\n\
+             flush chain ip {t} {chain}\n\
+             delete chain ip {t} {chain}\n"
+        ));
+    }
+    out
+}
+
+/// Remove the whole table of a bridge (its last container is gone).
+pub fn remove_all(bridge: &str) -> String {
+    let t = table(bridge);
+    format!("add table ip {t}\ndelete table ip {t}\n")
+}
+
+/// Apply one batch atomically: all of it or none of it.
+pub fn apply(batch: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .step("run nft")
+        .map_err(|e| e.hint("install nftables (`make deps`)"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let written = stdin.write_all(batch.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().step("run nft")?;
+    written.step("write nft batch")?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let first = msg
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
+        Err(Error::new("apply nftables rules").detail(first.trim().to_string()))
+    }
+}
+
+/// Forget the UDP conntrack entries of a host port, so a flow that was
+/// tracked before (or after) the mapping existed does not keep using a
+/// stale translation. Best effort: no conntrack tool, no entries, fine.
+pub fn flush_conntrack(m: &Mapping) {
+    if m.proto != Proto::Udp {
+        return;
+    }
+    let mut cmd = Command::new("conntrack");
+    cmd.args([
+        "-D",
+        "-p",
+        "udp",
+        "--orig-port-dst",
+        &m.host_port.to_string(),
+    ]);
+    if let Some(ip) = m.host_ip {
+        cmd.args(["--orig-dst", &ip.to_string()]);
+    }
+    let _ = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::ports;
+
+    #[test]
+    fn container_rules_are_tagged_and_in_own_chains() {
+        let p = ports::parse_all(["18080:80", "127.0.0.1:5353:53/udp"]).unwrap();
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &p);
+        let rules: Vec<&str> = b.lines().filter(|l| l.starts_with("add rule")).collect();
+        assert_eq!(rules.len(), 4);
+        assert!(rules.iter().all(|r| r.ends_with("comment \"hull:web\"")));
+        assert!(b.contains("fib daddr type local tcp dport 18080 dnat to 10.89.0.2:80"));
+        assert!(b.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.89.0.2:53"));
+        assert!(b.contains("type nat hook output"));
+        assert_eq!(container("hull0", "web", Ipv4Addr::LOCALHOST, &[]), "");
+        let r = remove_container("hull0", "web");
+        for (chain, _) in chains("web") {
+            assert!(r.contains(&format!("delete chain ip hull-hull0 {chain}")));
+        }
+        assert_ne!(chains("web")[0].0, chains("web2")[0].0);
+    }
+
+    #[test]
+    fn long_ids_get_a_short_tag() {
+        let id = "x".repeat(300);
+        assert!(tag(&id).len() < 110);
+        assert_eq!(tag("a"), "hull:a");
+    }
+}

@@ -1,0 +1,88 @@
+//! The network store, shared by every container of one bridge:
+//! `<net root>/<bridge>.json` (leases, published ports, what hull made for
+//! the bridge) guarded by a flock on `<net root>/<bridge>.lock`. Every
+//! decision that depends on other containers (which address is free, is
+//! this host port taken, is this the last container) is made under it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::ports::Mapping;
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shared {
+    pub subnet: String,
+    /// hull created the bridge (and deletes it with the last container).
+    #[serde(default)]
+    pub bridge_made: bool,
+    /// The value net.ipv4.ip_forward had before hull set it to 1.
+    #[serde(default)]
+    pub ip_forward_prev: Option<String>,
+    /// Address → container id.
+    #[serde(default)]
+    pub leases: BTreeMap<Ipv4Addr, String>,
+    /// (container id, mapping) for every published port.
+    #[serde(default)]
+    pub ports: Vec<(String, Mapping)>,
+}
+
+/// The store of one bridge, locked while this value lives.
+pub struct Locked {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Locked {
+    pub fn open(root: &Path, bridge: &str) -> Result<Locked> {
+        fs::create_dir_all(root).step_at("create network state dir", root)?;
+        let lock_path = root.join(format!("{bridge}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .step_at("open network lock", &lock_path)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys("lock network state", Some(&lock_path), e))?;
+        Ok(Locked {
+            path: root.join(format!("{bridge}.json")),
+            _lock: lock,
+        })
+    }
+
+    pub fn read(&self) -> Result<Option<Shared>> {
+        match fs::read(&self.path) {
+            Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| {
+                Error::new("parse network state")
+                    .at(&self.path)
+                    .detail(e.to_string())
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).step_at("read network state", &self.path),
+        }
+    }
+
+    pub fn write(&self, shared: &Shared) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(shared).expect("network state serialises");
+        fs::write(&tmp, json).step_at("write network state", &tmp)?;
+        fs::rename(&tmp, &self.path).step_at("write network state", &self.path)
+    }
+
+    /// The last container of the bridge is gone: forget the bridge.
+    pub fn remove(&self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).step_at("remove network state", &self.path)
+            }
+            _ => Ok(()),
+        }
+    }
+}

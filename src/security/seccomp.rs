@@ -1,0 +1,238 @@
+//! linux.seccomp compiled with libseccomp: every action, errno values,
+//! architectures, filter flags, argument conditions with every operator,
+//! and SCMP_ACT_NOTIFY with a listener (the seccomp agent protocol runc uses).
+//!
+//! The filter is compiled before the init reports ready (a bad profile fails
+//! `create`) and loaded in `finalize::exec`, as close to execve as possible:
+//! with no_new_privs the only calls after the load are the hand-over of the
+//! notify fd (sendmsg, when the profile notifies) and execve; without it,
+//! one capset too (the load needs CAP_SYS_ADMIN, which is dropped after).
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use nix::sys::socket::{self, ControlMessage, MsgFlags};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as Op,
+};
+
+use crate::error::{Context, Error, Result};
+
+/// A compiled filter, ready to load.
+pub struct Filter {
+    ctx: ScmpFilterContext,
+    /// The agent's socket (connected by hull in the runtime's mount
+    /// namespace) and the message that goes with the notify fd.
+    agent: Option<(OwnedFd, Vec<u8>)>,
+}
+
+fn bad(detail: impl Into<String>) -> Error {
+    Error::new("linux.seccomp").detail(detail)
+}
+
+/// Whether the profile uses SCMP_ACT_NOTIFY anywhere.
+pub fn uses_notify(seccomp: &LinuxSeccomp) -> bool {
+    seccomp.default_action() == A::ScmpActNotify
+        || seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|s| s.action() == A::ScmpActNotify)
+}
+
+/// Config checks that need no kernel: done by `create` before anything exists.
+pub fn validate(seccomp: &LinuxSeccomp) -> Result<()> {
+    if seccomp.default_action() == A::ScmpActNotify {
+        return Err(bad("SCMP_ACT_NOTIFY cannot be the defaultAction")
+            .hint("hull must hand the notify fd over (sendmsg) after loading the filter"));
+    }
+    for rule in seccomp.syscalls().iter().flatten() {
+        if rule.action() == A::ScmpActNotify && rule.names().iter().any(|n| n == "sendmsg") {
+            return Err(bad("SCMP_ACT_NOTIFY cannot be used for sendmsg")
+                .hint("hull hands the notify fd to the agent with sendmsg"));
+        }
+    }
+    if uses_notify(seccomp) && seccomp.listener_path().is_none() {
+        return Err(bad("SCMP_ACT_NOTIFY needs listenerPath")
+            .hint("set linux.seccomp.listenerPath to the seccomp agent's socket"));
+    }
+    for flag in seccomp.flags().iter().flatten() {
+        if *flag == F::SeccompFilterFlagWaitKillableRecv {
+            return Err(bad(
+                "flag SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs libseccomp 2.6",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn action(act: A, errno: Option<u32>) -> ScmpAction {
+    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    match act {
+        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+        A::ScmpActKillProcess => ScmpAction::KillProcess,
+        A::ScmpActTrap => ScmpAction::Trap,
+        A::ScmpActErrno => ScmpAction::Errno(errno),
+        A::ScmpActTrace => ScmpAction::Trace(errno as u16),
+        A::ScmpActLog => ScmpAction::Log,
+        A::ScmpActAllow => ScmpAction::Allow,
+        A::ScmpActNotify => ScmpAction::Notify,
+    }
+}
+
+fn compare(op: Op, value: u64, value_two: Option<u64>) -> (ScmpCompareOp, u64) {
+    match op {
+        Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        Op::ScmpCmpLt => (ScmpCompareOp::Less, value),
+        Op::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        Op::ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        Op::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        Op::ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        // (arg & value) == valueTwo
+        Op::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(value), value_two.unwrap_or(0)),
+    }
+}
+
+fn lib(step: &str) -> impl Fn(libseccomp::error::SeccompError) -> Error + '_ {
+    move |e| bad(format!("{step}: {e}"))
+}
+
+/// Compile the profile. Syscall names libseccomp does not know are skipped
+/// (as runc does: profiles list syscalls of newer kernels).
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
+    validate(seccomp)?;
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret());
+    let mut ctx = ScmpFilterContext::new_filter(default).map_err(lib("create filter"))?;
+    // libseccomp sets no_new_privs on load unless told not to: that is
+    // process.noNewPrivileges' decision, not the filter's.
+    ctx.set_ctl_nnp(false).map_err(lib("clear the no_new_privs attribute"))?;
+    for arch in seccomp.architectures().iter().flatten() {
+        let name = serde_json::to_value(arch)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let parsed: ScmpArch = name
+            .parse()
+            .map_err(|_| bad(format!("architecture {name} is not supported")))?;
+        ctx.add_arch(parsed)
+            .map_err(lib(&format!("add architecture {name}")))?;
+    }
+    for flag in seccomp.flags().iter().flatten() {
+        match flag {
+            F::SeccompFilterFlagLog => ctx.set_ctl_log(true),
+            F::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
+            F::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
+            F::SeccompFilterFlagWaitKillableRecv => Ok(()),
+        }
+        .map_err(lib(&format!("set flag {flag}")))?;
+    }
+    for rule in seccomp.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret());
+        // libseccomp refuses a rule that repeats the default; it is a no-op.
+        if act == default {
+            continue;
+        }
+        let args = rule.args().as_deref().unwrap_or_default();
+        let conds: Vec<ScmpArgCompare> = args
+            .iter()
+            .map(|a| {
+                if a.index() > 5 {
+                    return Err(bad(format!(
+                        "syscall argument index {} is out of range 0-5",
+                        a.index()
+                    )));
+                }
+                let (op, datum) = compare(a.op(), a.value(), a.value_two());
+                Ok(ScmpArgCompare::new(a.index() as u32, op, datum))
+            })
+            .collect::<Result<_>>()?;
+        // Two conditions on one argument cannot be ANDed by libseccomp: as
+        // runc does, each becomes a rule of its own (OR).
+        let mut seen = [0u8; 6];
+        args.iter().for_each(|a| seen[a.index()] += 1);
+        let separate = seen.iter().any(|n| *n > 1);
+        for name in rule.names() {
+            let Ok(call) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let what = format!("add rule for {name}");
+            if conds.is_empty() {
+                ctx.add_rule(act, call).map_err(lib(&what))?;
+            } else if separate {
+                for c in &conds {
+                    ctx.add_rule_conditional(act, call, std::slice::from_ref(c))
+                        .map_err(lib(&what))?;
+                }
+            } else {
+                ctx.add_rule_conditional(act, call, &conds)
+                    .map_err(lib(&what))?;
+            }
+        }
+    }
+    Ok(Filter { ctx, agent: None })
+}
+
+/// hull's side, in the runtime's mount namespace: connect to the agent's
+/// socket so a missing agent fails `create`, not the container's start.
+pub fn connect_listener(path: &Path) -> Result<OwnedFd> {
+    let sock = socket::socket(
+        socket::AddressFamily::Unix,
+        socket::SockType::Stream,
+        socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .step("create seccomp agent socket")?;
+    let addr = socket::UnixAddr::new(path).step_at("connect to seccomp agent", path)?;
+    socket::connect(sock.as_raw_fd(), &addr)
+        .step_at("connect to seccomp agent", path)
+        .map_err(|e| e.hint("linux.seccomp.listenerPath must be a listening unix socket"))?;
+    Ok(sock)
+}
+
+impl Filter {
+    /// The agent gets the notify fd with runc's message: the state of the
+    /// container, the process pid and listenerMetadata.
+    pub fn set_agent(&mut self, sock: OwnedFd, seccomp: &LinuxSeccomp, state: &serde_json::Value) {
+        let msg = serde_json::json!({
+            "ociVersion": state["ociVersion"],
+            "fds": ["seccompFd"],
+            "pid": state["pid"],
+            "metadata": seccomp.listener_metadata().clone().unwrap_or_default(),
+            "state": state,
+        });
+        self.agent = Some((sock, msg.to_string().into_bytes()));
+    }
+
+    /// Load the filter into this process; hand the notify fd to the agent.
+    pub fn load(&self) -> Result<()> {
+        self.ctx.load().map_err(|e| {
+            let err = bad(format!("load filter: {e}"));
+            match e.errno() {
+                Some(libseccomp::error::SeccompErrno::EACCES) => err
+                    .hint("loading a filter without noNewPrivileges needs CAP_SYS_ADMIN"),
+                _ => err,
+            }
+        })?;
+        let Some((sock, msg)) = &self.agent else {
+            return Ok(());
+        };
+        let fd: RawFd = self
+            .ctx
+            .get_notify_fd()
+            .map_err(|e| bad(format!("get notify fd: {e}")))?;
+        let fds = [fd];
+        socket::sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(msg)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .step("send notify fd to seccomp agent")?;
+        Ok(())
+    }
+}
