@@ -61,7 +61,9 @@ if [[ " $RUNTIMES " == *" hull "* ]]; then
 fi
 
 # ---- bundles ----------------------------------------------------------------
-WORK=$(mktemp -d /tmp/hull-bench.XXXXXX)
+# Under /run, where runtimes keep their state (/run/runc, /run/hull): a --root on a
+# busy disk would time the disk, not the runtime.
+WORK=$(mktemp -d /run/hull-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 if [ ! -d "$REPO/bundles/hello/rootfs" ]; then
   make -s -C "$REPO" bundles >&2 || die "make bundles failed"
