@@ -12,8 +12,6 @@ set -uo pipefail
 export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HULL=${HULL:-$REPO/target/release/hull}
-ROOTFS=$REPO/bundles/hello/rootfs
-PASSED=0 FAILED=0
 
 if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
   echo "skipped containerd: containerd/ctr not installed (make deps installs them)"
@@ -21,54 +19,32 @@ if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
   exit 0
 fi
 [ -x "$HULL" ] || { echo "FAIL setup: $HULL not built"; echo "0 passed, 1 failed"; exit 1; }
-[ -d "$ROOTFS" ] || make -s -C "$REPO" bundles >/dev/null
 
 T=$(mktemp -d /tmp/hull-ctd.XXXXXX)
 NS=hulltest
-SOCK=$T/containerd.sock
-CPID=""
+ENGINE=containerd
+. "$REPO/runtime-tests/engines/lib.sh"
+CTD_PID=""
 cleanup() {
   local id
-  for id in $(ctr -a "$SOCK" -n $NS tasks ls -q 2>/dev/null); do
-    ctr -a "$SOCK" -n $NS tasks kill -s SIGKILL "$id" >/dev/null 2>&1
-    ctr -a "$SOCK" -n $NS tasks delete -f "$id" >/dev/null 2>&1
+  for id in $(ctr -a "$CTD_SOCK" -n $NS tasks ls -q 2>/dev/null); do
+    ctr -a "$CTD_SOCK" -n $NS tasks kill -s SIGKILL "$id" >/dev/null 2>&1
+    ctr -a "$CTD_SOCK" -n $NS tasks delete -f "$id" >/dev/null 2>&1
   done
-  for id in $(ctr -a "$SOCK" -n $NS containers ls -q 2>/dev/null); do
-    ctr -a "$SOCK" -n $NS containers delete "$id" >/dev/null 2>&1
+  for id in $(ctr -a "$CTD_SOCK" -n $NS containers ls -q 2>/dev/null); do
+    ctr -a "$CTD_SOCK" -n $NS containers delete "$id" >/dev/null 2>&1
   done
-  if [ -n "$CPID" ]; then kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; fi
-  # snapshot mounts containerd may still hold under our temp dir
-  grep -o " $T[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  stop_pid "$CTD_PID"
+  umount_under_t
   rm -rf "$T"
   # the shim's runtime root for our namespace (hull --root), empty once all is deleted
   rmdir "/run/containerd/runc/$NS" 2>/dev/null
 }
 trap cleanup EXIT
 
-pass() { PASSED=$((PASSED + 1)); echo "ok containerd_$1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL containerd_$1: $2"; }
+start_containerd || { fail setup "containerd did not start"; finish; exit 1; }
 
-# ---- a private containerd ----------------------------------------------------------
-cat >"$T/config.toml" <<EOF
-version = 2
-root = "$T/root"
-state = "$T/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$T/ttrpc.sock"
-[debug]
-  address = "$T/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$T/opt"
-EOF
-containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
-CPID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && ctr -a "$SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
-ctr -a "$SOCK" version >/dev/null 2>&1 || { fail setup "containerd did not start: $(tail -n 3 "$T/containerd.log")"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-
-# ---- an OCI image of the busybox rootfs, by hand -------------------------------------
+# ---- an OCI image (layout tar) of the busybox rootfs ---------------------------------
 IMG=docker.io/hull/busybox:test
 L=$T/layout
 mkdir -p "$L/blobs/sha256"
@@ -76,20 +52,20 @@ blob() { # file -> prints "digest size", stores the blob
   local d s; d=$(sha256sum "$1" | cut -d' ' -f1); s=$(stat -c %s "$1")
   cp "$1" "$L/blobs/sha256/$d"; echo "$d $s"
 }
-tar -C "$ROOTFS" --numeric-owner -cf "$T/layer.tar" .
-read -r LD LS < <(blob "$T/layer.tar")
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$LD" >"$T/config.json"
+make_layer
+read -r LD LS < <(blob "$LAYER")
+image_config >"$T/config.json"
 read -r CD CS < <(blob "$T/config.json")
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$CD" "$CS" "$LD" "$LS" >"$T/manifest.json"
 read -r MD MS < <(blob "$T/manifest.json")
 printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"test"}}]}' "$MD" "$MS" "$IMG" >"$L/index.json"
 echo '{"imageLayoutVersion":"1.0.0"}' >"$L/oci-layout"
 tar -C "$L" -cf "$T/image.tar" .
-if ! ctr -a "$SOCK" -n $NS images import "$T/image.tar" >"$T/import.log" 2>&1; then
-  fail setup "image import: $(tail -n 2 "$T/import.log")"; echo "$PASSED passed, $FAILED failed"; exit 1
+if ! ctr -a "$CTD_SOCK" -n $NS images import "$T/image.tar" >"$T/import.log" 2>&1; then
+  fail setup "image import: $(tail -n 2 "$T/import.log")"; finish; exit 1
 fi
 
-CTR=(ctr -a "$SOCK" -n $NS)
+CTR=(ctr -a "$CTD_SOCK" -n $NS)
 RUN=("${CTR[@]}" run --runc-binary "$HULL")
 cg() { echo "hull-ctd/$1"; } # relative: beneath our own cgroup (HOST.md)
 
@@ -123,8 +99,7 @@ if command -v script >/dev/null; then
   [[ $out == */dev/pts/* ]] && pass tty || fail tty "$out"
 fi
 
-left=$(ls "$T/state/io.containerd.runtime.v2.task/$NS" 2>/dev/null)
+left=$(ls "$T/ctd-state/io.containerd.runtime.v2.task/$NS" 2>/dev/null)
 [ -z "$left" ] && pass nothing_left || fail nothing_left "task dirs left: $left"
 
-echo "$PASSED passed, $FAILED failed"
-[ $FAILED = 0 ]
+finish

@@ -1,0 +1,63 @@
+# Shared by the engine tests (sourced): a private containerd, a busybox image made
+# from bundles/hello/rootfs without any registry, pass/fail bookkeeping.
+# The sourcing script sets REPO, HULL and T (its temp dir) first.
+
+PASSED=0 FAILED=0
+ENGINE=${ENGINE:-engine}
+pass() { PASSED=$((PASSED + 1)); echo "ok ${ENGINE}_$1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL ${ENGINE}_$1: $2"; }
+finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ]; }
+
+# A containerd with its own root, state and sockets under $T (CRI off).
+# Sets CTD_SOCK and CTD_PID.
+start_containerd() {
+  CTD_SOCK=$T/containerd.sock
+  cat >"$T/containerd.toml" <<TOML
+version = 2
+root = "$T/ctd-root"
+state = "$T/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTD_SOCK"
+[ttrpc]
+  address = "$T/ctd-ttrpc.sock"
+[debug]
+  address = "$T/ctd-debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$T/ctd-opt"
+TOML
+  containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
+  CTD_PID=$!
+  local _
+  for _ in $(seq 100); do
+    [ -S "$CTD_SOCK" ] && ctr -a "$CTD_SOCK" version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "containerd did not start: $(tail -n 3 "$T/containerd.log")" >&2
+  return 1
+}
+
+stop_pid() { # stop a daemon we started, by its pid
+  [ -n "${1:-}" ] || return 0
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+# Lazily unmount whatever is still mounted under $T (snapshots, shm), deepest first.
+umount_under_t() {
+  grep -o " $T[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+}
+
+# The busybox rootfs as one uncompressed layer: sets LAYER (path), LAYER_SHA.
+make_layer() {
+  local rootfs=$REPO/bundles/hello/rootfs
+  [ -d "$rootfs" ] || make -s -C "$REPO" bundles >/dev/null
+  LAYER=$T/layer.tar
+  tar -C "$rootfs" --numeric-owner -cf "$LAYER" .
+  LAYER_SHA=$(sha256sum "$LAYER" | cut -d' ' -f1)
+}
+
+# Image config JSON for that layer.
+image_config() {
+  printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$LAYER_SHA"
+}
