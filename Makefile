@@ -20,7 +20,7 @@ ROOTFSES := $(addsuffix /rootfs,$(BUNDLES))
 
 # Packages `make deps` makes sure of (crun is installed by the bench only).
 # libseccomp-dev and pkg-config: the libseccomp crate links against libseccomp at build time.
-APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd docker.io
+APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd docker.io podman
 
 # The suite needs the release binary only when it drives hull.
 SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)
@@ -94,10 +94,12 @@ test-cgroupv2: build
 
 # Real engines drive hull as they drive runc (hull-only): a private containerd whose
 # shim calls hull for create/start/exec/ps/kill/delete and the console socket, and a
-# dockerd (in its own netns) with its prestart hook, seccomp profile and update.
+# dockerd (in its own netns) with its prestart hook, seccomp profile and update, and
+# podman through conmon.
 test-engines: build bundles
 	HULL=$(HULL) bash runtime-tests/engines/containerd.sh
 	HULL=$(HULL) bash runtime-tests/engines/docker.sh
+	HULL=$(HULL) bash runtime-tests/engines/podman.sh
 
 test: deps build bundles lint unit suite $(if $(filter $(HULL),$(RUNTIME)),test-cgroupv2 test-engines) $(TEST_RUNC)
 
