@@ -21,6 +21,9 @@ ROOTFSES := $(addsuffix /rootfs,$(BUNDLES))
 # Packages `make deps` makes sure of (crun is installed by the bench only).
 # libseccomp-dev and pkg-config: the libseccomp crate links against libseccomp at build time.
 APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd docker.io podman
+# --network bridge: nft applies the rules, conntrack flushes UDP flows; the
+# network tests build their namespaces with iproute2.
+APT_PKGS += nftables conntrack iproute2
 
 # The suite needs the release binary only when it drives hull.
 SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)
@@ -29,7 +32,7 @@ TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles run lint unit suite test-runc test-cgroupv2 test-engines test bench clean
+.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench clean
 
 all: build
 
@@ -72,6 +75,10 @@ bundles/%/rootfs: | bundles/%/config.json
 
 run: deps build bundles
 	cd bundles/hello && $(HULL) run hello-$$$$
+
+# bundles/web serves a page on published port 8080, in a netns of its own.
+run-web: deps build bundles
+	bash bundles/web/run.sh $(HULL)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -42,13 +42,16 @@ pub fn open_in_container(size: Option<(u16, u16)>) -> Result<OwnedFd> {
     grantpt(&master).step("grantpt")?;
     unlockpt(&master).step("unlockpt")?;
     let name = ptsname_r(&master).step("ptsname")?;
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map(sys::own_fd)
-    .step_at("open pty slave", Path::new(&name))?;
+    // The slave straight from the master (no path to redirect), then checked.
+    let slave = sys::pty_peer(master.as_fd()).step_at("open pty slave", Path::new(&name))?;
+    let st =
+        nix::sys::stat::fstat(slave.as_raw_fd()).step_at("stat pty slave", Path::new(&name))?;
+    let major = libc::major(st.st_rdev);
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
+        return Err(crate::error::Error::new("open pty slave")
+            .at(&name)
+            .detail("not a pty slave device"));
+    }
     if let Some((rows, cols)) = size {
         sys::set_window_size(slave.as_fd(), rows, cols).step("set console size")?;
     }

@@ -584,7 +584,8 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Er
     ];
     // SAFETY: header and the two-element data array (the v3 layout) are
     // valid for the call; capset only reads them.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     Errno::result(ret).map(drop)
 }
 
@@ -634,3 +635,18 @@ pub fn set_personality(persona: u64) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// TIOCGPTPEER: open the slave of pty `master` without a path lookup, so no
+/// symlink or mount in the container's /dev/pts can hand us another file
+/// (CVE-2025-52565 class).
+pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new fd.
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(own_fd)
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use nix::sys::signal::{sigprocmask, SigmaskHow};
-use oci_spec::runtime::{Capability, Process, User};
+use oci_spec::runtime::{Capability, Process, Spec, User};
 
 use super::foreground;
 use crate::console;
@@ -79,7 +79,8 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
             ))
         }
     }
-    let process = build_process(&args, &container.record.bundle)?;
+    let spec = bundle_spec(&container.record.bundle);
+    let process = build_process(&args, spec.as_ref())?;
     let terminal = process.terminal().unwrap_or(false);
     console::check_usable(terminal, args.console_socket.as_deref(), args.detach)?;
     log.step("load container and process");
@@ -93,6 +94,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
         nix::unistd::Pid::from_raw(container.record.pid),
         init_fd.as_fd(),
         &process,
+        spec.as_ref().and_then(|s| s.linux().as_ref()),
         args.preserve_fds,
     )?;
     log.step("process started");
@@ -119,7 +121,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
 
 /// The process to run: process.json as given, or the container's process
 /// with our command and overrides (runc's rules).
-fn build_process(args: &ExecArgs, bundle: &Path) -> Result<Process> {
+fn build_process(args: &ExecArgs, spec: Option<&Spec>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text = std::fs::read(path).step_at("read process.json", path)?;
         let mut de = serde_json::Deserializer::from_slice(&text);
@@ -136,7 +138,8 @@ fn build_process(args: &ExecArgs, bundle: &Path) -> Result<Process> {
             .detail("no command given")
             .hint("pass the command after the id, or a process.json with --process"));
     }
-    let mut process = base_process(bundle);
+    // The container's own process supplies the defaults.
+    let mut process = spec.and_then(|s| s.process().clone()).unwrap_or_default();
     process.set_args(Some(args.command.clone()));
     process.set_terminal(Some(args.tty));
     let mut env = process.env().clone().unwrap_or_default();
@@ -175,14 +178,11 @@ fn build_process(args: &ExecArgs, bundle: &Path) -> Result<Process> {
     Ok(process)
 }
 
-/// The container's own process from its bundle, or plain defaults when the
-/// bundle is gone (its process only supplies defaults here).
-fn base_process(bundle: &Path) -> Process {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|text| crate::bundle::parse_spec(&text).ok())
-        .and_then(|spec| spec.process().clone())
-        .unwrap_or_default()
+/// The container's config, for the defaults of an exec'd process and the
+/// seccomp profile it shares with the init; None when the bundle is gone.
+fn bundle_spec(bundle: &Path) -> Option<Spec> {
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    crate::bundle::parse_spec(&text).ok()
 }
 
 fn parse_user(text: &str, additional_gids: &[u32]) -> Result<User> {

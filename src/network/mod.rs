@@ -451,11 +451,20 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     inner.add_default_route(j.gateway, eth0)?;
     log.step("network: veth, eth0, route");
 
-    // One batch: the shared chains (idempotent) and this container's.
+    // One batch: the shared chains (idempotent, only while the store does
+    // not know them in place) and this container's (none without -p).
     fault("rules")?;
-    let batch =
-        rules::shared(&j.bridge, &subnet) + &rules::container(&j.bridge, &j.id, j.ip, &j.ports);
-    rules::apply(&batch)?;
+    let mut batch = rules::container(&j.bridge, &j.id, j.ip, &j.ports);
+    if !shared.rules {
+        batch = rules::shared(&j.bridge, &subnet) + &batch;
+    }
+    if !batch.is_empty() {
+        rules::apply(&batch)?;
+    }
+    if !shared.rules {
+        shared.rules = true;
+        store.write(&shared)?;
+    }
     for m in &j.ports {
         rules::flush_conntrack(m);
     }
@@ -463,7 +472,9 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     Ok(())
 }
 
-/// Find the named namespace (under /run/netns) whose identity is `id`.
+/// Find the named network namespace (under /run/netns) whose identity is
+/// `id`. Only named ones: nsfs inode numbers are reused once a namespace
+/// dies, and an unnamed match could be some container's namespace.
 fn find_netns(id: (u64, u64)) -> Option<File> {
     std::fs::read_dir("/run/netns")
         .ok()?
@@ -520,11 +531,11 @@ fn cleanup_in(j: &Journal) -> Result<()> {
     shared.ports.retain(|(id, _)| id != &j.id);
     let last = shared.leases.is_empty();
     if let Some(nl) = nl.as_mut() {
-        keep(rules::apply(&if last {
-            rules::remove_all(&j.bridge)
-        } else {
-            rules::remove_container(&j.bridge, &j.id)
-        }));
+        if last {
+            keep(rules::apply(&rules::remove_all(&j.bridge)));
+        } else if !j.ports.is_empty() {
+            keep(rules::apply(&rules::remove_container(&j.bridge, &j.id)));
+        }
         for m in &j.ports {
             rules::flush_conntrack(m);
         }

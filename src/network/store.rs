@@ -25,6 +25,10 @@ pub struct Shared {
     /// The value net.ipv4.ip_forward had before hull set it to 1.
     #[serde(default)]
     pub ip_forward_prev: Option<String>,
+    /// The shared chains of the bridge are in place (set after they were
+    /// applied; a later container then sends only its own chains).
+    #[serde(default)]
+    pub rules: bool,
     /// Address → container id.
     #[serde(default)]
     pub leases: BTreeMap<Ipv4Addr, String>,

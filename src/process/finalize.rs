@@ -30,10 +30,6 @@ pub struct Exec {
 }
 
 /// `apply_with` without linux.seccomp and linux.personality.
-pub fn apply(process: &Process) -> Result<Exec> {
-    apply_with(process, None)
-}
-
 /// Apply the process's own settings (in this order: limits and scheduling
 /// while still privileged, then identity, then cwd as that identity, then
 /// capabilities) and find its program. `linux` brings the seccomp profile

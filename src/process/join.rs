@@ -13,7 +13,7 @@ use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{self, Pid};
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{Linux, Process};
 
 use super::finalize;
 use super::sync::{self, Channel, Msg};
@@ -59,6 +59,7 @@ pub fn spawn(
     init: Pid,
     init_fd: BorrowedFd<'_>,
     process: &Process,
+    linux: Option<&Linux>,
     preserve_fds: u32,
 ) -> Result<Joined> {
     let flags = namespaces_of(init)?;
@@ -69,7 +70,7 @@ pub fn spawn(
     let child = match sys::clone_fork(0, None).step("clone exec process")? {
         Forked::Child => {
             drop(ours);
-            let err = match join_and_prepare(init_fd, flags, process, &theirs) {
+            let err = match join_and_prepare(init_fd, flags, process, linux, &theirs) {
                 Ok((exec, pty)) => {
                     let sent =
                         theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
@@ -118,6 +119,7 @@ fn join_and_prepare(
     init_fd: BorrowedFd<'_>,
     flags: CloneFlags,
     process: &Process,
+    linux: Option<&Linux>,
     chan: &Channel,
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
@@ -132,7 +134,8 @@ fn join_and_prepare(
     }
     unistd::setsid().step("setsid")?;
     let pty = console::open_if_terminal(process)?;
-    let exec = finalize::apply(process)?;
+    // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
+    let exec = finalize::apply_with(process, linux)?;
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     Ok((exec, pty))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
-use nix::sys::statfs::{statfs, PROC_SUPER_MAGIC};
+use nix::sys::statfs::{statfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use nix::sys::statvfs::fstatvfs;
 use oci_spec::runtime::Mount;
 
@@ -86,6 +86,10 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
 pub fn fresh(ctx: &Ctx, source: &Path, dest: &Path, typ: &str, opts: &MountOptions) -> Result<()> {
     let target = ctx.root.mkdir_all(dest, dir_mode())?;
     check_proc_dest(ctx, dest, &target, typ == "proc")?;
+    check_sys_dest(ctx, dest, &target, typ == "sysfs")?;
+    if typ == "proc" || typ == "sysfs" {
+        check_not_redirected(ctx, dest, &target, typ)?;
+    }
     let flags = opts.flags - MsFlags::MS_REMOUNT;
     mount(
         Some(source),
@@ -110,6 +114,8 @@ pub fn bind(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Resul
     };
     let source_is_proc = statfs(source).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
     check_proc_dest(ctx, dest, &target, source_is_proc)?;
+    let source_is_sysfs = statfs(source).is_ok_and(|s| s.filesystem_type() == SYSFS_MAGIC);
+    check_sys_dest(ctx, dest, &target, source_is_sysfs)?;
     let mut flags = MsFlags::MS_BIND;
     if opts.is_recursive() {
         flags |= MsFlags::MS_REC;
@@ -197,6 +203,36 @@ fn check_proc_dest(ctx: &Ctx, dest: &Path, fd: &OwnedFd, is_proc: bool) -> Resul
                 "mounts inside /proc are not allowed"
             }))
     }
+}
+
+/// CVE-2023-27561 (as runc 1.1.5): proc and sysfs go on a real /proc or /sys,
+/// not wherever a symlink in the image points, or masked and read-only paths
+/// would miss them.
+fn check_not_redirected(ctx: &Ctx, dest: &Path, fd: &OwnedFd, typ: &str) -> Result<()> {
+    let rel = in_rootfs(ctx, dest, fd)?;
+    let want: PathBuf = super::resolve::clean(dest).iter().collect();
+    if rel == want {
+        return Ok(());
+    }
+    Err(Error::new(format!("mount {typ}"))
+        .at(dest)
+        .detail(format!(
+            "the destination is a symlink (to /{}); {typ} must be mounted on a real directory",
+            rel.display()
+        ))
+        .hint("replace the symlink in the rootfs with a directory"))
+}
+
+/// Only sysfs (fresh, or a bind of the host's) may be mounted on /sys itself;
+/// mounts below it (/sys/fs/cgroup) are fine. Goes beyond runc 1.1.
+fn check_sys_dest(ctx: &Ctx, dest: &Path, fd: &OwnedFd, is_sysfs: bool) -> Result<()> {
+    if is_sysfs || in_rootfs(ctx, dest, fd)? != Path::new("sys") {
+        return Ok(());
+    }
+    Err(Error::new("mount")
+        .at(dest)
+        .detail("only a sysfs can be mounted on /sys")
+        .hint("mount a directory below /sys, or use type \"sysfs\""))
 }
 
 /// `rel` is the resolved destination relative to the rootfs.

@@ -16,11 +16,44 @@ const NONE: Option<&str> = None;
 /// Hide `path`: /dev/null over a file, an empty read-only tmpfs over a
 /// directory. A path the rootfs lacks needs no hiding.
 pub fn mask(path: &Path) -> Result<()> {
-    match mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE) {
+    let null = verified_null()?;
+    let source = null_source(&null);
+    match mount(Some(source.as_path()), path, NONE, MsFlags::MS_BIND, NONE) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(Errno::ENOTDIR) => mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
             .step_at("mask directory", path),
         Err(e) => Err(e).step_at("mask", path),
+    }
+}
+
+/// CVE-2025-31133: the /dev/null we bind over masked paths must be the null
+/// device (char 1:3), checked on an fd opened without following a symlink,
+/// and that very fd is what gets mounted (through /proc/self/fd when /proc is
+/// a procfs), so no symlink or file swapped in can be bound instead.
+fn verified_null() -> Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = Path::new("/dev/null");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .step_at("open", path)?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&file)).step_at("stat", path)?;
+    let is_char = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_char || st.st_rdev != libc::makedev(1, 3) {
+        return Err(crate::error::Error::new("mask")
+            .at(path)
+            .detail("not the null device (char 1:3): refusing to bind it over masked paths")
+            .hint("the rootfs or a mount replaced /dev/null"));
+    }
+    Ok(file.into())
+}
+
+fn null_source(fd: &std::os::fd::OwnedFd) -> std::path::PathBuf {
+    if crate::security::procfs::Procfs::open().is_ok() {
+        super::resolve::fd_path(fd)
+    } else {
+        std::path::PathBuf::from("/dev/null")
     }
 }
 

@@ -101,9 +101,8 @@ pub fn after_user_switch(plan: Option<Plan>, keep_sys_admin: bool) -> Result<Fin
             ..current
         };
         apply_sets(&fin, None)?;
-        caps::clear(None, CapSet::Ambient).map_err(|e| {
-            Error::new("clear the ambient capability set").detail(e.to_string())
-        })?;
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| Error::new("clear the ambient capability set").detail(e.to_string()))?;
         return Ok(fin);
     };
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("clear keep-caps", None, e))?;

@@ -74,7 +74,10 @@ impl Kind {
 
 /// The hooks of `kind` in the spec (empty when there are none).
 pub fn list(spec: &Spec, kind: Kind) -> &[Hook] {
-    spec.hooks().as_ref().map(|h| kind.of(h)).unwrap_or_default()
+    spec.hooks()
+        .as_ref()
+        .map(|h| kind.of(h))
+        .unwrap_or_default()
 }
 
 /// Does the init need to stop before pivot_root for hull (prestart,
@@ -120,8 +123,11 @@ pub fn saved(state_dir: &Path, kind: Kind) -> Result<Vec<Hook>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).step_at("read saved hooks", &path),
     };
-    let hooks: Hooks = serde_json::from_slice(&text)
-        .map_err(|e| Error::new("read saved hooks").at(&path).detail(e.to_string()))?;
+    let hooks: Hooks = serde_json::from_slice(&text).map_err(|e| {
+        Error::new("read saved hooks")
+            .at(&path)
+            .detail(e.to_string())
+    })?;
     Ok(kind.of(&hooks).to_vec())
 }
 

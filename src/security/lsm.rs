@@ -28,14 +28,18 @@ pub fn validate(process: &Process) -> Result<()> {
     if let Some(p) = wanted(process.apparmor_profile()) {
         if !apparmor_enabled() {
             return Err(Error::new("process.apparmorProfile")
-                .detail(format!("{p:?} asked for, but AppArmor is not enabled on this host"))
+                .detail(format!(
+                    "{p:?} asked for, but AppArmor is not enabled on this host"
+                ))
                 .hint("remove apparmorProfile from the config"));
         }
     }
     if let Some(l) = wanted(process.selinux_label()) {
         if !selinux_enabled() {
             return Err(Error::new("process.selinuxLabel")
-                .detail(format!("{l:?} asked for, but SELinux is not enabled on this host"))
+                .detail(format!(
+                    "{l:?} asked for, but SELinux is not enabled on this host"
+                ))
                 .hint("remove selinuxLabel from the config"));
         }
     }

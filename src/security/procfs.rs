@@ -54,23 +54,30 @@ impl Procfs {
     /// Write `value` to /proc/`rel` (no symlink, no mount crossing).
     pub fn write(&self, rel: &str, value: &[u8]) -> Result<()> {
         let shown = Path::new("/proc").join(rel);
-        let c = CString::new(rel).map_err(|_| Error::new("open").at(&shown).detail("NUL in path"))?;
+        let c =
+            CString::new(rel).map_err(|_| Error::new("open").at(&shown).detail("NUL in path"))?;
         let resolve = sys::RESOLVE_BENEATH
             | sys::RESOLVE_NO_SYMLINKS
             | sys::RESOLVE_NO_MAGICLINKS
             | sys::RESOLVE_NO_XDEV;
-        let fd = sys::openat2(self.root.as_fd(), &c, libc::O_WRONLY | libc::O_NOCTTY, 0, resolve)
-            .step_at("open", &shown)
-            .map_err(|e| {
-                e.hint_if(
-                    nix::errno::Errno::EXDEV,
-                    "something is mounted over this procfs path: refusing to write through it",
-                )
-                .hint_if(
-                    nix::errno::Errno::ELOOP,
-                    "this procfs path is a symlink: refusing to follow it",
-                )
-            })?;
+        let fd = sys::openat2(
+            self.root.as_fd(),
+            &c,
+            libc::O_WRONLY | libc::O_NOCTTY,
+            0,
+            resolve,
+        )
+        .step_at("open", &shown)
+        .map_err(|e| {
+            e.hint_if(
+                nix::errno::Errno::EXDEV,
+                "something is mounted over this procfs path: refusing to write through it",
+            )
+            .hint_if(
+                nix::errno::Errno::ELOOP,
+                "this procfs path is a symlink: refusing to follow it",
+            )
+        })?;
         if !is_proc(&fd) {
             return Err(Error::new("verify procfs file")
                 .at(&shown)

@@ -39,8 +39,9 @@ pub fn scheduler(process: &Process) -> Result<()> {
         P::SchedIdle => libc::SCHED_IDLE,
         P::SchedDeadline => 6,
         P::SchedIso => {
-            return Err(Error::new("process.scheduler")
-                .detail("SCHED_ISO is not implemented by Linux"))
+            return Err(
+                Error::new("process.scheduler").detail("SCHED_ISO is not implemented by Linux")
+            )
         }
     };
     let mut flags = 0u64;
@@ -69,8 +70,10 @@ pub fn scheduler(process: &Process) -> Result<()> {
     sys::sched_setattr_self(&mut attr)
         .step("process.scheduler: sched_setattr")
         .map_err(|e| {
-            e.detail(format!("policy {:?}", s.policy()))
-                .hint_if(Errno::EINVAL, "check priority (1-99 for FIFO/RR, 0 otherwise) and nice")
+            e.detail(format!("policy {:?}", s.policy())).hint_if(
+                Errno::EINVAL,
+                "check priority (1-99 for FIFO/RR, 0 otherwise) and nice",
+            )
         })
 }
 

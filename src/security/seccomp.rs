@@ -109,7 +109,8 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
     let mut ctx = ScmpFilterContext::new_filter(default).map_err(lib("create filter"))?;
     // libseccomp sets no_new_privs on load unless told not to: that is
     // process.noNewPrivileges' decision, not the filter's.
-    ctx.set_ctl_nnp(false).map_err(lib("clear the no_new_privs attribute"))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(lib("clear the no_new_privs attribute"))?;
     for arch in seccomp.architectures().iter().flatten() {
         let name = serde_json::to_value(arch)
             .ok()
@@ -212,8 +213,9 @@ impl Filter {
         self.ctx.load().map_err(|e| {
             let err = bad(format!("load filter: {e}"));
             match e.errno() {
-                Some(libseccomp::error::SeccompErrno::EACCES) => err
-                    .hint("loading a filter without noNewPrivileges needs CAP_SYS_ADMIN"),
+                Some(libseccomp::error::SeccompErrno::EACCES) => {
+                    err.hint("loading a filter without noNewPrivileges needs CAP_SYS_ADMIN")
+                }
                 _ => err,
             }
         })?;
@@ -234,5 +236,90 @@ impl Filter {
         )
         .step("send notify fd to seccomp agent")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn compiles_every_action_operator_arch_and_flag() {
+        let mut syscalls = Vec::new();
+        for (name, action) in [
+            ("getpid", "SCMP_ACT_KILL"),
+            ("getppid", "SCMP_ACT_KILL_PROCESS"),
+            ("getuid", "SCMP_ACT_KILL_THREAD"),
+            ("getgid", "SCMP_ACT_TRAP"),
+            ("geteuid", "SCMP_ACT_ERRNO"),
+            ("getegid", "SCMP_ACT_TRACE"),
+            ("getpgrp", "SCMP_ACT_LOG"),
+            ("getsid", "SCMP_ACT_NOTIFY"),
+        ] {
+            syscalls.push(serde_json::json!({"names": [name], "action": action, "errnoRet": 5}));
+        }
+        for (i, op) in [
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ]
+        .iter()
+        .enumerate()
+        {
+            syscalls.push(serde_json::json!({
+                "names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 0, "value": i as u64 + 1, "valueTwo": 1, "op": op}]
+            }));
+        }
+        // Two conditions on one argument: separate rules (OR), as runc.
+        syscalls.push(serde_json::json!({
+            "names": ["kill", "no_such_syscall_in_any_kernel"], "action": "SCMP_ACT_ERRNO",
+            "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"},
+                     {"index": 1, "value": 12, "op": "SCMP_CMP_EQ"}]
+        }));
+        let p = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+            "listenerPath": "/run/agent.sock",
+            "syscalls": syscalls
+        }));
+        let f = compile(&p).unwrap();
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        f.ctx.export_bpf(&mut out).unwrap();
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        let notify_no_path = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }));
+        assert!(compile(&notify_no_path)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("listenerPath"));
+        let default_notify = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"
+        }));
+        assert!(validate(&default_notify).is_err());
+        let bad_index = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]
+        }));
+        assert!(compile(&bad_index).is_err());
     }
 }

@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     t("exec_overrides", Kind::Oci, exec_overrides),
     t("exec_detach_pid_file", Kind::Oci, exec_detach_pid_file),
     t("exec_errors", Kind::Oci, exec_errors),
+    t("exec_container_seccomp", Kind::Oci, exec_container_seccomp),
 ];
 
 fn p(path: &Path) -> String {
@@ -160,5 +161,35 @@ fn exec_errors(c: &Ctx) -> TestResult {
     c.rt.exec(&["exec", &id, "true"])
         .failed()?
         .stderr_has("stopped")?;
+    Ok(())
+}
+
+/// An exec'd process runs under the container's seccomp profile, as the init does.
+fn exec_container_seccomp(c: &Ctx) -> TestResult {
+    let mut cfg = config(&["sleep", "60"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (id, _) = c.start_cfg(&cfg)?;
+    let out =
+        c.rt.exec(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep ^Seccomp: /proc/self/status; mkdir /tmp/blocked && echo made",
+        ])
+        .failed()?;
+    ensure!(
+        out.stdout.contains("Seccomp:\t2"),
+        "exec'd process has no seccomp filter: {:?}",
+        out.stdout
+    );
+    ensure!(
+        !out.stdout.contains("made"),
+        "mkdir was not blocked in the exec'd process"
+    );
     Ok(())
 }

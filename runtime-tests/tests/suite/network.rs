@@ -366,7 +366,10 @@ fn publish_tcp(c: &Ctx) -> TestResult {
     ensure!(page == "hello from hull\n", "page from client: {page:?}");
     let seen = t.get(&t.client, &format!("http://{HOST_IP}:18080/cgi-bin/ip"))?;
     // httpd listens dual-stack: an IPv4 peer shows as [::ffff:a.b.c.d].
-    let seen = seen.trim().trim_start_matches("[::ffff:").trim_end_matches(']');
+    let seen = seen
+        .trim()
+        .trim_start_matches("[::ffff:")
+        .trim_end_matches(']');
     ensure!(
         seen == CLIENT_IP,
         "server saw {seen:?}, not the client's address"

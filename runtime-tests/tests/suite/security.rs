@@ -20,13 +20,25 @@ pub const TESTS: &[Test] = &[
     // capabilities and no_new_privs
     t("sec_caps_exact", Kind::Oci, caps_exact),
     t("sec_caps_ambient_nonroot", Kind::Oci, caps_ambient_nonroot),
-    t("sec_caps_dropped_op_fails", Kind::Oci, caps_dropped_op_fails),
+    t(
+        "sec_caps_dropped_op_fails",
+        Kind::Oci,
+        caps_dropped_op_fails,
+    ),
     t("sec_caps_unavailable", Kind::Oci, caps_unavailable),
-    t("sec_cve_2022_29162_inheritable", Kind::Oci, caps_no_inheritable_leak),
+    t(
+        "sec_cve_2022_29162_inheritable",
+        Kind::Oci,
+        caps_no_inheritable_leak,
+    ),
     t("sec_no_new_privs", Kind::Oci, no_new_privs),
     // seccomp
     t("sec_seccomp_errno", Kind::Oci, seccomp_errno),
-    t("sec_seccomp_default_errno", Kind::Oci, seccomp_default_errno),
+    t(
+        "sec_seccomp_default_errno",
+        Kind::Oci,
+        seccomp_default_errno,
+    ),
     t("sec_seccomp_kill", Kind::Oci, seccomp_kill),
     t("sec_seccomp_args", Kind::Oci, seccomp_args),
     t("sec_seccomp_notify", Kind::Oci, seccomp_notify),
@@ -36,15 +48,31 @@ pub const TESTS: &[Test] = &[
     t("sec_hooks_args_env", Kind::Oci, hooks_args_env),
     t("sec_hooks_timeout", Kind::Oci, hooks_timeout),
     t("sec_hooks_create_failure", Kind::Oci, hooks_create_failure),
-    t("sec_hooks_poststart_failure", Kind::Oci, hooks_poststart_failure),
-    t("sec_hooks_poststop_retry", Kind::HullOnly, hooks_poststop_retry),
-    t("sec_hooks_docker_prestart", Kind::Oci, hooks_docker_prestart),
+    t(
+        "sec_hooks_poststart_failure",
+        Kind::Oci,
+        hooks_poststart_failure,
+    ),
+    t(
+        "sec_hooks_poststop_retry",
+        Kind::HullOnly,
+        hooks_poststop_retry,
+    ),
+    t(
+        "sec_hooks_docker_prestart",
+        Kind::Oci,
+        hooks_docker_prestart,
+    ),
     // process settings
     t("sec_oom_score_adj", Kind::Oci, oom_score_adj),
     t("sec_sysctl_namespaced", Kind::Oci, sysctl_namespaced),
     t("sec_sysctl_refused", Kind::Oci, sysctl_refused),
     t("sec_selinux_unsupported", Kind::Oci, selinux_unsupported),
-    t("sec_apparmor_unsupported", Kind::HullOnly, apparmor_unsupported),
+    t(
+        "sec_apparmor_unsupported",
+        Kind::HullOnly,
+        apparmor_unsupported,
+    ),
     t("sec_personality", Kind::Oci, personality),
     t("sec_scheduler_ioprio", Kind::HullOnly, scheduler_ioprio),
     // CVE classes
@@ -52,11 +80,23 @@ pub const TESTS: &[Test] = &[
     t("sec_cve_2024_21626_fds", Kind::Oci, cve_2024_21626_fds),
     t("sec_cve_2024_21626_cwd", Kind::Oci, cve_2024_21626_cwd),
     t("sec_cve_2019_16884_proc_mount", Kind::Oci, cve_proc_mounts),
-    t("sec_cve_2023_27561_proc_symlink", Kind::Oci, cve_proc_symlink),
+    t(
+        "sec_cve_2023_27561_proc_symlink",
+        Kind::Oci,
+        cve_proc_symlink,
+    ),
     t("sec_cve_sys_mount", Kind::HullOnly, cve_sys_mount),
-    t("sec_cve_2021_30465_mkdir_symlink", Kind::Oci, cve_mkdir_symlink),
+    t(
+        "sec_cve_2021_30465_mkdir_symlink",
+        Kind::Oci,
+        cve_mkdir_symlink,
+    ),
     t("sec_cve_2025_31133_devnull", Kind::Oci, cve_devnull_symlink),
-    t("sec_cve_2025_52881_sysctl_redirect", Kind::Oci, cve_sysctl_redirect),
+    t(
+        "sec_cve_2025_52881_sysctl_redirect",
+        Kind::Oci,
+        cve_sysctl_redirect,
+    ),
     t("sec_cve_2026_41579_dev_symlink", Kind::Oci, cve_dev_symlink),
     t("sec_cve_2023_25809_cgroup_ro", Kind::Oci, cve_cgroup_ro),
 ];
@@ -92,8 +132,9 @@ fn mask(bits: &[u32]) -> String {
 
 const STATUS: &str = "grep -E '^(Cap|NoNewPrivs)' /proc/self/status";
 
-/// runc older than `fixed` has the bug this CVE test checks: skip (not pass) it there.
-fn needs_fix_in_runc(c: &Ctx, fixed: (u32, u32, u32), cve: &str) -> TestResult {
+/// runc older than `fixed` lacks `what` (a CVE fix, or an OCI feature): it fails this
+/// test, so the test is skipped (never passed) there.
+fn needs_fix_in_runc(c: &Ctx, fixed: (u32, u32, u32), what: &str) -> TestResult {
     if c.rt.is_hull() {
         return Ok(());
     }
@@ -114,7 +155,7 @@ fn needs_fix_in_runc(c: &Ctx, fixed: (u32, u32, u32), cve: &str) -> TestResult {
         });
     match ver {
         Some(v) if v < fixed => skip!(
-            "runc {}.{}.{} predates the fix of {cve} ({}.{}.{}): it fails this test",
+            "runc {}.{}.{} predates {what} ({}.{}.{}): it fails this test",
             v.0,
             v.1,
             v.2,
@@ -142,8 +183,14 @@ fn create_refused(c: &Ctx, cfg: &Value) -> Result<String, Outcome> {
     let b = c.bundle(cfg)?;
     let id = c.id();
     let out = c.rt.create(&id, &b).code(1)?;
-    ensure!(c.rt.is_gone(&id), "container {id} exists after a failed create");
-    ensure!(!c.rt.root.join(&id).exists(), "state dir of {id} left behind");
+    ensure!(
+        c.rt.is_gone(&id),
+        "container {id} exists after a failed create"
+    );
+    ensure!(
+        !c.rt.root.join(&id).exists(),
+        "state dir of {id} left behind"
+    );
     one_line(c, &out.stderr)?;
     Ok(out.stderr)
 }
@@ -185,10 +232,18 @@ fn caps_exact(c: &Ctx) -> TestResult {
     let st = status_of(&c.run_cfg(&cfg)?.ok()?.stdout);
     let want = mask(&[0, 5, 10]);
     for key in ["CapEff", "CapPrm", "CapBnd"] {
-        ensure!(st.get(key) == Some(&want), "{key}: {:?}, want {want}", st.get(key));
+        ensure!(
+            st.get(key) == Some(&want),
+            "{key}: {:?}, want {want}",
+            st.get(key)
+        );
     }
     for key in ["CapInh", "CapAmb"] {
-        ensure!(st.get(key) == Some(&mask(&[])), "{key}: {:?}, want 0", st.get(key));
+        ensure!(
+            st.get(key) == Some(&mask(&[])),
+            "{key}: {:?}, want 0",
+            st.get(key)
+        );
     }
     Ok(())
 }
@@ -209,7 +264,11 @@ fn caps_ambient_nonroot(c: &Ctx) -> TestResult {
     let st = status_of(&c.run_cfg(&cfg)?.ok()?.stdout);
     let want = mask(&[10]);
     for key in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
-        ensure!(st.get(key) == Some(&want), "{key}: {:?}, want {want}", st.get(key));
+        ensure!(
+            st.get(key) == Some(&want),
+            "{key}: {:?}, want {want}",
+            st.get(key)
+        );
     }
     ensure!(
         st.get("CapBnd") == Some(&mask(&[0, 10])),
@@ -220,7 +279,7 @@ fn caps_ambient_nonroot(c: &Ctx) -> TestResult {
 }
 
 fn caps_dropped_op_fails(c: &Ctx) -> TestResult {
-    let script = "touch /tmp/f; chown 1:1 /tmp/f && echo chown-ok || echo chown-denied";
+    let script = "touch /dev/shm/f; chown 1:1 /dev/shm/f && echo chown-ok || echo chown-denied";
     let with: &[&str] = &["CAP_CHOWN"];
     let cfg = caps_cfg(
         script,
@@ -268,7 +327,7 @@ fn caps_unavailable(c: &Ctx) -> TestResult {
 /// CVE-2022-29162: the container's inheritable set is what the config says (here:
 /// nothing), even when the runtime itself runs with inheritable capabilities.
 fn caps_no_inheritable_leak(c: &Ctx) -> TestResult {
-    needs_fix_in_runc(c, (1, 1, 2), "CVE-2022-29162")?;
+    needs_fix_in_runc(c, (1, 1, 2), "the fix of CVE-2022-29162")?;
     if !Path::new("/usr/sbin/capsh").exists() {
         skip!("capsh (libcap2-bin) is not installed");
     }
@@ -323,10 +382,16 @@ fn caps_no_inheritable_leak(c: &Ctx) -> TestResult {
 fn no_new_privs(c: &Ctx) -> TestResult {
     let mut cfg = sh_config(STATUS);
     let st = status_of(&c.run_cfg(&cfg)?.ok()?.stdout);
-    ensure!(st.get("NoNewPrivs") == Some(&"1".into()), "nnp true: {st:?}");
+    ensure!(
+        st.get("NoNewPrivs") == Some(&"1".into()),
+        "nnp true: {st:?}"
+    );
     cfg["process"]["noNewPrivileges"] = json!(false);
     let st = status_of(&c.run_cfg(&cfg)?.ok()?.stdout);
-    ensure!(st.get("NoNewPrivs") == Some(&"0".into()), "nnp false: {st:?}");
+    ensure!(
+        st.get("NoNewPrivs") == Some(&"0".into()),
+        "nnp false: {st:?}"
+    );
     Ok(())
 }
 
@@ -342,7 +407,7 @@ fn seccomp(default: &str, syscalls: Value) -> Value {
 }
 
 fn seccomp_errno(c: &Ctx) -> TestResult {
-    let mut cfg = sh_config("mkdir /tmp/d 2>&1; echo rc=$?; touch /tmp/f && echo touch-ok");
+    let mut cfg = sh_config("mkdir /dev/shm/d 2>&1; echo rc=$?; touch /dev/shm/f && echo touch-ok");
     cfg["linux"]["seccomp"] = seccomp(
         "SCMP_ACT_ALLOW",
         json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}]),
@@ -367,29 +432,146 @@ fn seccomp_errno(c: &Ctx) -> TestResult {
 
 /// Syscalls busybox sh, cat, echo and a runtime's last steps need.
 const ALLOWED: &[&str] = &[
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "open", "openat", "close",
-    "close_range", "stat", "fstat", "lstat", "newfstatat", "statx", "lseek", "mmap", "mprotect",
-    "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "access",
-    "faccessat", "faccessat2", "pipe", "pipe2", "dup", "dup2", "dup3", "getpid", "getppid",
-    "gettid", "clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group",
-    "wait4", "waitid", "kill", "tgkill", "uname", "fcntl", "getcwd", "chdir", "fchdir",
-    "getuid", "getgid", "geteuid", "getegid", "getgroups", "setgroups", "setuid", "setgid",
-    "setresuid", "setresgid", "getresuid", "getresgid", "capget", "capset", "prctl",
-    "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64", "getrlimit",
-    "futex", "getdents64", "readlink", "readlinkat", "sched_getaffinity", "sched_yield",
-    "getrandom", "poll", "ppoll", "select", "pselect6", "nanosleep", "clock_nanosleep",
-    "clock_gettime", "gettimeofday", "umask", "sendmsg", "recvmsg", "socket", "connect",
-    "getsockopt", "setsockopt", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait",
-    "madvise", "mremap", "sigaltstack", "seccomp", "getpgrp", "setpgid", "getpgid",
-    "setsid", "getsid", "fstatfs", "statfs", "sync", "fsync", "unlink", "unlinkat", "rename",
-    "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "chown", "fchown", "fchownat",
-    "openat2", "newuname", "time", "times", "sysinfo", "alarm", "pause", "sched_getparam",
-    "sched_getscheduler", "personality", "getpriority", "setpriority",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "open",
+    "openat",
+    "close",
+    "close_range",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "pipe",
+    "pipe2",
+    "dup",
+    "dup2",
+    "dup3",
+    "getpid",
+    "getppid",
+    "gettid",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "wait4",
+    "waitid",
+    "kill",
+    "tgkill",
+    "uname",
+    "fcntl",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "getuid",
+    "getgid",
+    "geteuid",
+    "getegid",
+    "getgroups",
+    "setgroups",
+    "setuid",
+    "setgid",
+    "setresuid",
+    "setresgid",
+    "getresuid",
+    "getresgid",
+    "capget",
+    "capset",
+    "prctl",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getrlimit",
+    "futex",
+    "getdents64",
+    "readlink",
+    "readlinkat",
+    "sched_getaffinity",
+    "sched_yield",
+    "getrandom",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "nanosleep",
+    "clock_nanosleep",
+    "clock_gettime",
+    "gettimeofday",
+    "umask",
+    "sendmsg",
+    "recvmsg",
+    "socket",
+    "connect",
+    "getsockopt",
+    "setsockopt",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_wait",
+    "madvise",
+    "mremap",
+    "sigaltstack",
+    "seccomp",
+    "getpgrp",
+    "setpgid",
+    "getpgid",
+    "setsid",
+    "getsid",
+    "fstatfs",
+    "statfs",
+    "sync",
+    "fsync",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "chown",
+    "fchown",
+    "fchownat",
+    "openat2",
+    "newuname",
+    "time",
+    "times",
+    "sysinfo",
+    "alarm",
+    "pause",
+    "sched_getparam",
+    "sched_getscheduler",
+    "personality",
+    "getpriority",
+    "setpriority",
 ];
 
 fn seccomp_default_errno(c: &Ctx) -> TestResult {
     // defaultAction ERRNO with defaultErrnoRet: everything not allowed gets errno 95.
-    let mut cfg = sh_config("mkdir /tmp/d 2>&1; echo rc=$?");
+    let mut cfg = sh_config("mkdir /dev/shm/d 2>&1; echo rc=$?");
     let mut s = seccomp(
         "SCMP_ACT_ERRNO",
         json!([{"names": ALLOWED, "action": "SCMP_ACT_ALLOW"}]),
@@ -406,7 +588,7 @@ fn seccomp_default_errno(c: &Ctx) -> TestResult {
 
 fn seccomp_kill(c: &Ctx) -> TestResult {
     for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"] {
-        let mut cfg = config(&["mkdir", "/tmp/d"]);
+        let mut cfg = config(&["mkdir", "/dev/shm/d"]);
         cfg["linux"]["seccomp"] = seccomp(
             "SCMP_ACT_ALLOW",
             json!([{"names": ["mkdir", "mkdirat"], "action": action}]),
@@ -420,20 +602,22 @@ fn seccomp_kill(c: &Ctx) -> TestResult {
 }
 
 fn seccomp_args(c: &Ctx) -> TestResult {
-    // kill(pid, SIGUSR1) is refused; kill with another signal is not. A masked-equal
-    // rule refuses umask values with the 0o002 bit... of personality: here on flags of
-    // socket(): SOCK_NONBLOCK (04000) set in the type.
+    // kill(pid, SIGUSR1) is refused, kill with another signal is not (SCMP_CMP_EQ on
+    // argument 1); signals whose two low bits are set (SIGTERM = 15) are refused, SIGHUP
+    // (1) is not (SCMP_CMP_MASKED_EQ: (sig & 3) == 3).
     let mut cfg = sh_config(
         "trap 'echo got-usr2' USR2; trap 'echo got-usr1' USR1; \
-         kill -USR1 $$ 2>&1; echo usr1-rc=$?; kill -USR2 $$; echo usr2-rc=$?",
+         trap 'echo got-term' TERM; trap 'echo got-hup' HUP; \
+         kill -USR1 $$ 2>&1; echo usr1-rc=$?; kill -USR2 $$; echo usr2-rc=$?; \
+         kill -TERM $$ 2>/dev/null; echo term-rc=$?; kill -HUP $$; echo hup-rc=$?",
     );
     cfg["linux"]["seccomp"] = seccomp(
         "SCMP_ACT_ALLOW",
         json!([
             {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
              "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
-             "args": [{"index": 5, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 1, "value": 3, "valueTwo": 3, "op": "SCMP_CMP_MASKED_EQ"}]}
         ]),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
@@ -444,6 +628,14 @@ fn seccomp_args(c: &Ctx) -> TestResult {
     ensure!(
         out.contains("got-usr2") && out.contains("usr2-rc=0"),
         "kill -USR2 should work: {out:?}"
+    );
+    ensure!(
+        out.contains("term-rc=1") && !out.contains("got-term"),
+        "kill -TERM should be refused (masked): {out:?}"
+    );
+    ensure!(
+        out.contains("got-hup") && out.contains("hup-rc=0"),
+        "kill -HUP should work: {out:?}"
     );
     Ok(())
 }
@@ -518,7 +710,7 @@ fn seccomp_notify(c: &Ctx) -> TestResult {
         let msg: Value = serde_json::from_slice(&data).map_err(|e| e.to_string())?;
         Ok((msg, kind))
     });
-    let mut cfg = sh_config("mkdir /tmp/d 2>&1; echo rc=$?; touch /tmp/f && echo touch-ok");
+    let mut cfg = sh_config("mkdir /dev/shm/d 2>&1; echo rc=$?; touch /dev/shm/f && echo touch-ok");
     let mut s = seccomp(
         "SCMP_ACT_ALLOW",
         json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]),
@@ -555,7 +747,7 @@ fn seccomp_notify(c: &Ctx) -> TestResult {
 fn seccomp_without_nnp(c: &Ctx) -> TestResult {
     // Without noNewPrivileges the filter load needs CAP_SYS_ADMIN, which the process
     // must not keep.
-    let mut cfg = sh_config(&format!("mkdir /tmp/d 2>&1; echo rc=$?; {STATUS}"));
+    let mut cfg = sh_config(&format!("mkdir /dev/shm/d 2>&1; echo rc=$?; {STATUS}"));
     cfg["process"]["noNewPrivileges"] = json!(false);
     cfg["linux"]["seccomp"] = seccomp(
         "SCMP_ACT_ALLOW",
@@ -581,7 +773,10 @@ fn recording_hook(dir: &Path, kind: &str) -> Result<Value, Outcome> {
     let script = dir.join(format!("{kind}.sh"));
     write_script(
         &script,
-        &format!("cat > '{0}/{kind}.json'; echo {kind} >> '{0}/order'", p(dir)),
+        &format!(
+            "cat > '{0}/{kind}.json'; echo {kind} >> '{0}/order'",
+            p(dir)
+        ),
     )?;
     Ok(hook(&script, &[]))
 }
@@ -597,7 +792,19 @@ fn hooks_order_state(c: &Ctx) -> TestResult {
     let dir = c.dir("hooks")?;
     let mut cfg = config(&["sleep", "30"]);
     let mut hooks = json!({});
-    for kind in ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] {
+    // runc 1.1 runs poststart hooks during `create`, against the spec (fixed in runc
+    // 1.2): there the test leaves poststart out rather than encode that.
+    let poststart = needs_fix_in_runc(c, (1, 2, 0), "").is_ok();
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        if kind == "poststart" && !poststart {
+            continue;
+        }
         hooks[kind] = json!([recording_hook(&dir, kind)?]);
     }
     // startContainer runs inside the container: its path and output are container paths.
@@ -623,22 +830,31 @@ fn hooks_order_state(c: &Ctx) -> TestResult {
         order()
     );
     c.rt.start(&id).ok()?;
-    wait_file_contains(&dir.join("order"), "poststart")?;
-    ensure!(
-        order() == "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\n",
-        "after start: {:?}",
-        order()
-    );
+    let started = if poststart {
+        "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\n"
+    } else {
+        "prestart\ncreateRuntime\ncreateContainer\nstartContainer\n"
+    };
+    wait_file_contains(&dir.join("order"), "startContainer")?;
+    wait_file_contains(&dir.join("order"), started.lines().last().unwrap_or(""))?;
+    ensure!(order() == started, "after start: {:?}", order());
     c.rt.kill(&id, "KILL").ok()?;
     c.rt.wait_status(&id, "stopped")?;
     c.rt.delete(&id).ok()?;
-    ensure!(order().ends_with("poststart\npoststop\n"), "after delete: {:?}", order());
+    ensure!(
+        order() == format!("{started}poststop\n"),
+        "after delete: {:?}",
+        order()
+    );
     for (kind, status) in [
         ("prestart", "creating"),
         ("createRuntime", "creating"),
         ("poststart", "running"),
         ("poststop", "stopped"),
     ] {
+        if kind == "poststart" && !poststart {
+            continue;
+        }
         let st = read_json(&dir.join(format!("{kind}.json")))?;
         ensure!(st["id"] == id.as_str(), "{kind} state id: {st}");
         ensure!(st["status"] == status, "{kind} state status: {st}");
@@ -671,7 +887,8 @@ fn hooks_args_env(c: &Ctx) -> TestResult {
         "hook env: {env:?}"
     );
     ensure!(
-        !env.lines().any(|l| l.starts_with("HULL_RT_SUITE=") || l.starts_with("HOME=")),
+        !env.lines()
+            .any(|l| l.starts_with("HULL_RT_SUITE=") || l.starts_with("HOME=")),
         "hook env is not exactly the configured one: {env:?}"
     );
     Ok(())
@@ -679,7 +896,8 @@ fn hooks_args_env(c: &Ctx) -> TestResult {
 
 fn hooks_timeout(c: &Ctx) -> TestResult {
     let mut cfg = config(&["true"]);
-    cfg["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}]});
+    cfg["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}]});
     let start = Instant::now();
     let err = create_refused(c, &cfg)?;
     ensure!(
@@ -704,6 +922,8 @@ fn hooks_create_failure(c: &Ctx) -> TestResult {
 }
 
 fn hooks_poststart_failure(c: &Ctx) -> TestResult {
+    // runc 1.1 runs poststart hooks during `create` (so a failure fails create).
+    needs_fix_in_runc(c, (1, 2, 0), "poststart hooks run by `start`")?;
     let dir = c.dir("hooks")?;
     let failing = dir.join("fail.sh");
     write_script(&failing, "exit 3")?;
@@ -837,13 +1057,12 @@ fn apparmor_unsupported(c: &Ctx) -> TestResult {
 }
 
 fn personality(c: &Ctx) -> TestResult {
+    // runc 1.1 ignores linux.personality.
+    needs_fix_in_runc(c, (1, 2, 0), "linux.personality support")?;
     let mut cfg = config(&["uname", "-m"]);
     cfg["linux"]["personality"] = json!({"domain": "LINUX32"});
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
-    ensure!(
-        out.trim() == "i686",
-        "uname -m under LINUX32: {out:?}"
-    );
+    ensure!(out.trim() == "i686", "uname -m under LINUX32: {out:?}");
     Ok(())
 }
 
@@ -860,7 +1079,10 @@ fn scheduler_ioprio(c: &Ctx) -> TestResult {
         .unwrap_or_default();
     // After ')': state(0) ... nice is field 19 of stat = index 16 here; policy index 38.
     ensure!(fields.get(16) == Some(&"5"), "nice: {stat}");
-    ensure!(fields.get(38) == Some(&"3"), "policy (SCHED_BATCH=3): {stat}");
+    ensure!(
+        fields.get(38) == Some(&"3"),
+        "policy (SCHED_BATCH=3): {stat}"
+    );
     let mut cfg = sh_config("ionice -p $$ 2>&1 || cat /proc/self/io 2>&1 | head -1");
     cfg["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
@@ -899,9 +1121,11 @@ fn cve_2019_5736_exe(c: &Ctx) -> TestResult {
         while [ ! -e /shared/go ]; do \
           for d in /proc/[0-9]*; do n=${d#/proc/}; \
             [ \"$n\" = 1 ] && continue; [ \"$n\" = $$ ] && continue; \
-            if exec 7</proc/$n/exe 2>/dev/null; then echo opened $n > /shared/tried; \
+            read comm < $d/comm 2>/dev/null || continue; \
+            case \"$comm\" in sh|sleep|\"\") continue;; esac; \
+            if (exec 7</proc/$n/exe) 2>/dev/null; then exec 7</proc/$n/exe; echo opened $n $comm > /shared/tried; \
               while [ ! -e /shared/go ]; do sleep 0.05; done; break 2; \
-            else echo denied $n > /shared/tried; fi; \
+            else echo denied $n $comm > /shared/tried; fi; \
           done; sleep 0.02; \
         done; \
         if [ -e /proc/self/fd/7 ]; then \
@@ -957,36 +1181,78 @@ fn cve_2019_5736_exe(c: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// CVE-2024-21626 (1): the container's init holds exactly stdio.
+/// CVE-2024-21626 (1): the container's process holds exactly stdio: no fd of the
+/// runtime (state dir, cgroup dir, sync socket, ...) survives execve.
 fn cve_2024_21626_fds(c: &Ctx) -> TestResult {
-    let out = c.sh("ls /proc/1/fd | sort -n | tr '\\n' ' '")?;
-    ensure!(out.trim() == "0 1 2", "fds of the container's pid 1: {out:?}");
+    let (id, _) = c.start_cfg(&config(&["sleep", "30"]))?;
+    let pid = c.rt.pid(&id)?;
+    // The init is sleep once `start` returned; wait until it has exec'd.
+    runtime_tests::util::wait_until("init to exec sleep", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|s| s.trim() == "sleep")
+    })?;
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .flatten()
+        .map(|e| {
+            let l = std::fs::read_link(e.path())
+                .map(|l| p(&l))
+                .unwrap_or_default();
+            format!("{}->{l}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    fds.sort();
+    ensure!(
+        fds.len() == 3 && fds.iter().all(|f| f.starts_with(['0', '1', '2'])),
+        "fds of the container's process: {fds:?}"
+    );
     Ok(())
 }
 
 /// CVE-2024-21626 (2): process.cwd = /proc/self/fd/N must never start the process in a
 /// directory outside the rootfs (a runtime fd leaked into the init).
 fn cve_2024_21626_cwd(c: &Ctx) -> TestResult {
-    needs_fix_in_runc(c, (1, 1, 12), "CVE-2024-21626")?;
+    // runc 1.1.5 as Debian 12 ships it carries the backported fix.
     for n in 3..=12 {
-        let mut cfg = sh_config("pwd; ls -a .. | head -50 | tr '\\n' ' '");
+        let mut cfg = config(&["sleep", "30"]);
         cfg["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
         let b = c.bundle(&cfg)?;
-        let out = c.rt.run(&c.id(), &b);
-        if out.code == 0 {
-            // Started: it must be somewhere inside the container.
-            ensure!(
-                !out.stdout.contains("(unreachable)")
-                    && !out.stdout.contains(&c.rt.root.to_string_lossy().to_string())
-                    && !out.stdout.contains("hull-rt-"),
-                "cwd /proc/self/fd/{n} reached a host directory: {:?}",
-                out.stdout
-            );
-        } else {
+        let id = c.id();
+        let out = c.rt.create(&id, &b);
+        if out.code != 0 {
             one_line(c, &out.stderr)?;
+            continue;
         }
+        c.rt.start(&id).ok()?;
+        let pid = c.rt.pid(&id)?;
+        runtime_tests::util::wait_until("init to exec", Duration::from_secs(10), || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|s| s.trim() == "sleep")
+        })?;
+        // Started: walking up from its cwd must reach its root.
+        ensure!(
+            cwd_under_root(pid),
+            "cwd /proc/self/fd/{n} put the process outside its root: {:?}",
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+        );
+        c.rt.delete_force(&id).ok()?;
     }
     Ok(())
+}
+
+/// Does the ".." chain from /proc/PID/cwd pass through /proc/PID/root?
+fn cwd_under_root(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(root) = id(&format!("/proc/{pid}/root")) else {
+        return false;
+    };
+    let mut path = format!("/proc/{pid}/cwd");
+    for _ in 0..64 {
+        let Some(here) = id(&path) else { return false };
+        if here == root {
+            return true;
+        }
+        path.push_str("/..");
+    }
+    false
 }
 
 /// CVE-2019-16884 / CVE-2019-19921: nothing but procfs on /proc, no mounts over procfs
@@ -1004,10 +1270,20 @@ fn cve_proc_mounts(c: &Ctx) -> TestResult {
     let mut cfg = config(&["true"]);
     add_mount(
         &mut cfg,
-        json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}),
+        json!({"destination": "/proc/sys/kernel", "type": "bind", "source": p(&host), "options": ["rbind"]}),
     );
     let err = create_refused(c, &cfg)?;
     ensure!(err.contains("/proc"), "stderr: {err}");
+    // hull also refuses new filesystems inside /proc (runc 1.1 checks only binds).
+    if c.rt.is_hull() {
+        let mut cfg = config(&["true"]);
+        add_mount(
+            &mut cfg,
+            json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}),
+        );
+        let err = create_refused(c, &cfg)?;
+        ensure!(err.contains("/proc"), "stderr: {err}");
+    }
     Ok(())
 }
 
@@ -1085,7 +1361,7 @@ fn no_dev_mounts(cfg: &mut Value) {
 /// CVE-2025-31133: masking binds a /dev/null that is verified to be the null device;
 /// a rootfs whose /dev/null is a symlink to a file cannot unmask a path with it.
 fn cve_devnull_symlink(c: &Ctx) -> TestResult {
-    needs_fix_in_runc(c, (1, 2, 8), "CVE-2025-31133")?;
+    needs_fix_in_runc(c, (1, 2, 8), "the fix of CVE-2025-31133")?;
     let root = c.private_rootfs()?;
     std::fs::create_dir_all(root.join("dev"))?;
     std::fs::write(root.join("etc/secret"), "SECRET\n")?;
@@ -1142,7 +1418,7 @@ fn cve_sysctl_redirect(c: &Ctx) -> TestResult {
 /// CVE-2026-41579 class: a rootfs whose /dev is a symlink to a host directory cannot
 /// make the runtime create device nodes there.
 fn cve_dev_symlink(c: &Ctx) -> TestResult {
-    needs_fix_in_runc(c, (1, 4, 0), "CVE-2026-41579")?;
+    needs_fix_in_runc(c, (1, 4, 0), "the fix of the CVE-2026-41579 class")?;
     let host = c.dir("devtarget")?;
     let root = c.private_rootfs()?;
     std::fs::remove_dir(root.join("dev"))?;
@@ -1150,13 +1426,17 @@ fn cve_dev_symlink(c: &Ctx) -> TestResult {
     let mut cfg = config(&["true"]);
     cfg["root"]["path"] = json!(p(&root));
     no_dev_mounts(&mut cfg);
-    cfg["linux"]["devices"] = json!([{"path": "/dev/hull-test-null", "type": "c", "major": 1, "minor": 3}]);
+    cfg["linux"]["devices"] =
+        json!([{"path": "/dev/hull-test-null", "type": "c", "major": 1, "minor": 3}]);
     let out = c.run_cfg(&cfg)?;
     let left: Vec<String> = std::fs::read_dir(&host)?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    ensure!(left.is_empty(), "device nodes created on the host: {left:?}");
+    ensure!(
+        left.is_empty(),
+        "device nodes created on the host: {left:?}"
+    );
     if out.code != 0 {
         one_line(c, &out.stderr)?;
     }
@@ -1168,12 +1448,18 @@ fn cve_dev_symlink(c: &Ctx) -> TestResult {
 fn cve_cgroup_ro(c: &Ctx) -> TestResult {
     let out = c.sh(
         "grep ' /sys/fs/cgroup' /proc/self/mountinfo; \
-         mkdir /sys/fs/cgroup/hull-x 2>/dev/null && echo MKDIR-OK; \
+         mkdir /sys/fs/cgroup/hull-x 2>/dev/null && echo TOP-MKDIR-OK; \
          for d in /sys/fs/cgroup/*/; do mkdir \"$d/hull-x\" 2>/dev/null && echo MKDIR-OK $d; done; true",
     )?;
     ensure!(!out.contains("MKDIR-OK"), "cgroupfs writable: {out}");
+    // The tmpfs holding the v1 controllers: runc 1.1 leaves it writable (harmless: it
+    // is the container's own tmpfs); hull makes it read-only too.
+    let hull = c.rt.is_hull();
     let mut n = 0;
-    for line in out.lines().filter(|l| l.contains(" /sys/fs/cgroup")) {
+    for line in out
+        .lines()
+        .filter(|l| l.contains(" /sys/fs/cgroup") && (hull || !l.contains(" - tmpfs ")))
+    {
         n += 1;
         let opts = line.split(' ').nth(5).unwrap_or("");
         ensure!(
