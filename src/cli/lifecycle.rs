@@ -19,6 +19,7 @@ use crate::signal as signals;
 use crate::state::{Container, Status, Store};
 use crate::sys;
 
+/// What `create` and `run` share: the bundle, its extras, how the init is made.
 #[derive(Args)]
 pub struct CreateArgs {
     /// Path to the bundle directory (holds config.json)
@@ -43,34 +44,32 @@ pub struct CreateArgs {
     id: String,
 }
 
+impl CreateArgs {
+    /// `detached`: nobody will proxy a terminal, so one needs a console socket.
+    fn options(self, detached: bool) -> CreateOptions {
+        CreateOptions {
+            id: self.id,
+            bundle: self.bundle,
+            pid_file: self.pid_file,
+            no_pivot: self.no_pivot,
+            console_socket: self.console_socket,
+            detached,
+            storage: self.storage.extras(),
+            network: self.network.extras(),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RunArgs {
-    /// Path to the bundle directory (holds config.json)
-    #[arg(short, long, default_value = ".")]
-    bundle: PathBuf,
     /// Return once the container is started, leave it running
     #[arg(short, long)]
     detach: bool,
-    /// Write the init's host pid to this file
-    #[arg(long)]
-    pid_file: Option<PathBuf>,
     /// Keep the stopped container's state after a foreground run
     #[arg(long)]
     keep: bool,
-    /// Use MS_MOVE + chroot instead of pivot_root (for an initramfs root)
-    #[arg(long)]
-    no_pivot: bool,
-    /// Unix socket that receives the pty master when process.terminal is true
-    #[arg(long)]
-    console_socket: Option<PathBuf>,
-    /// Accepted for runc compatibility; hull creates no session keyring
-    #[arg(long, hide = true)]
-    no_new_keyring: bool,
     #[command(flatten)]
-    storage: super::storage::StorageArgs,
-    #[command(flatten)]
-    network: super::network::NetworkArgs,
-    id: String,
+    create: CreateArgs,
 }
 
 #[derive(Args)]
@@ -93,16 +92,7 @@ pub struct DeleteArgs {
 }
 
 pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
-    let opts = CreateOptions {
-        id: args.id,
-        bundle: args.bundle,
-        pid_file: args.pid_file,
-        no_pivot: args.no_pivot,
-        console_socket: args.console_socket,
-        detached: true,
-        storage: args.storage.extras(),
-        network: args.network.extras(),
-    };
+    let opts = args.options(true);
     create::create(&Store::new(root), &opts, log)
         .map(drop)
         .map_err(|e| e.within(format!("create {}", opts.id)))
@@ -171,17 +161,8 @@ fn start_container(container: &Container) -> Result<()> {
 
 pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
-    let id = args.id.clone();
-    let opts = CreateOptions {
-        id: args.id,
-        bundle: args.bundle,
-        pid_file: args.pid_file,
-        no_pivot: args.no_pivot,
-        console_socket: args.console_socket,
-        detached: args.detach,
-        storage: args.storage.extras(),
-        network: args.network.extras(),
-    };
+    let id = args.create.id.clone();
+    let opts = args.create.options(args.detach);
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
     let forwarded = foreground::forwarded_signals();
