@@ -67,7 +67,7 @@ impl Host {
                 "cgroup" => Hierarchy {
                     mount: m.mount_point.clone(),
                     root: m.root.clone(),
-                    controllers: crate_v1_data(&m.super_options)
+                    controllers: crate::rootfs::v1_data(&m.super_options)
                         .split(',')
                         .filter(|c| !c.is_empty())
                         .map(str::to_string)
@@ -170,25 +170,6 @@ impl Host {
         }
         Ok(Paths { dirs })
     }
-}
-
-/// The controllers (and name=) of a v1 hierarchy from its super options.
-fn crate_v1_data(super_options: &str) -> String {
-    const SKIP: [&str; 8] = [
-        "rw",
-        "ro",
-        "xattr",
-        "noprefix",
-        "clone_children",
-        "cpuset_v2_mode",
-        "favordynmods",
-        "nofavordynmods",
-    ];
-    super_options
-        .split(',')
-        .filter(|o| !o.is_empty() && !SKIP.contains(o) && !o.contains("release_agent="))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// `path` (a cgroup path as in /proc/self/cgroup) as a directory of `h`.

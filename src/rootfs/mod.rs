@@ -10,6 +10,8 @@
 //! Behaviour follows runc's rootfs_linux.go unless a comment says otherwise.
 
 mod cgroup;
+/// The controllers (and name=) of a v1 hierarchy, from its super options.
+pub(crate) use cgroup::v1_data;
 mod devices;
 pub(crate) mod mountinfo;
 mod mounts;
