@@ -97,19 +97,29 @@ note_cgroup() { # cgroupsPath as a runtime will resolve it (relative = beneath o
   done </proc/self/cgroup
 }
 
-for rt in $RUNTIMES; do
-  # hull and runc put a relative cgroupsPath beneath the caller's cgroup; crun 1.8
-  # takes it relative to the hierarchy root, so crun gets our own cgroup spelled out.
-  if [ "$rt" = crun ]; then cg="${OWN_CG%/}/hull-bench/crun"; else cg="hull-bench/$rt"; fi
-  note_cgroup "$cg"
-  mkdir -p "$WORK/b-$rt" "$WORK/root-$rt"
-  ROOTFS="$WORK/rootfs" CG="$cg" perl -0pe '
-      s#"args":\s*\[.*?\]#"args": ["/bin/true"]#s;
+# make_bundle RT DIR ARGS_JSON: a bundle for runtime RT at DIR. hull and runc get no
+# cgroupsPath: each container gets a cgroup of its own, named after its id, beneath
+# the caller's (HOST.md). crun 1.8 would put that outside our cgroup, so it gets a
+# path under our own cgroup spelled out, one per bundle dir: containers that are
+# alive at the same time must not share a cgroup (deleting one would kill the other).
+make_bundle() {
+  local rt=$1 dir=$2 args=$3 cg=""
+  if [ "$rt" = crun ]; then cg="${OWN_CG%/}/hull-bench/crun/$(basename "$dir")"; note_cgroup "$cg"; fi
+  mkdir -p "$dir"
+  ROOTFS="$WORK/rootfs" CG="$cg" ARGS="$args" perl -0pe '
+      s#"args":\s*\[.*?\]#"args": $ENV{ARGS}#s;
       s#"path":\s*"rootfs"#"path": "$ENV{ROOTFS}"#;
-      s#"linux":\s*\{#"linux": {\n\t\t"cgroupsPath": "$ENV{CG}",#;
-    ' "$REPO/bundles/hello/config.json" >"$WORK/b-$rt/config.json"
-  grep -q '"/bin/true"' "$WORK/b-$rt/config.json" && grep -q cgroupsPath "$WORK/b-$rt/config.json" \
-    || die "could not make the bench config from bundles/hello/config.json"
+      s#"linux":\s*\{#"linux": {\n\t\t"cgroupsPath": "$ENV{CG}",# if $ENV{CG};
+    ' "$REPO/bundles/hello/config.json" >"$dir/config.json"
+  grep -qF "$args" "$dir/config.json" || die "could not make the bench config from bundles/hello/config.json"
+}
+
+PARALLEL=${PARALLEL:-20}
+for rt in $RUNTIMES; do
+  mkdir -p "$WORK/root-$rt"
+  make_bundle "$rt" "$WORK/b-$rt" '["/bin/true"]'
+  make_bundle "$rt" "$WORK/busy-$rt" '["sleep", "3600"]'
+  for ((j = 0; j < PARALLEL; j++)); do make_bundle "$rt" "$WORK/b-$rt-p$j" '["/bin/true"]'; done
 done
 
 CRUN_WRAP=(unshare -m sh -c 'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec crun "$@"' crun)
@@ -179,7 +189,7 @@ sample() {
       local j pids=() ok=1
       t0=$EPOCHREALTIME; STEP="parallel run"
       for ((j = 0; j < PARALLEL; j++)); do
-        "${ARGV[@]}" run -b "$b" "$id-p$j" </dev/null >/dev/null 2>"$err-$j" & pids+=($!)
+        "${ARGV[@]}" run -b "$b-p$j" "$id-p$j" </dev/null >/dev/null 2>"$err-$j" & pids+=($!)
       done
       for j in "${pids[@]}"; do wait "$j" || ok=0; done
       t1=$EPOCHREALTIME
@@ -194,15 +204,12 @@ sample() {
 
 declare -A SAMPLES=()   # "$sc/$rt" -> space-separated microseconds
 SCENARIOS="run lifecycle exec parallel"
-PARALLEL=${PARALLEL:-20}
 
 # exec needs a running container per runtime: one long sleeper each.
 declare -A BUSY=()
 for r in $RUNTIMES; do
   [ -n "${FAILED[$r]:-}" ] && continue
   BUSY[$r]="busy-$r-$$"
-  mkdir -p "$WORK/busy-$r"
-  perl -0pe 's#"args": \["/bin/true"\]#"args": ["sleep", "3600"]#' "$WORK/b-$r/config.json" >"$WORK/busy-$r/config.json"
   rt "$r" run -d -b "$WORK/busy-$r" "${BUSY[$r]}" </dev/null >/dev/null 2>"$WORK/err-$r" \
     || { STEP="run -d (for exec)"; FAILED[$r]="exec setup: $(tail -n 1 "$WORK/err-$r")"; log "$r: failed (${FAILED[$r]})"; }
 done

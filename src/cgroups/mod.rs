@@ -295,48 +295,83 @@ fn controller_available(dir: &Path, controller: &str) -> bool {
 }
 
 /// A container's cgroups made and configured, before its init joins them.
+///
+/// Joining is the costly part of a create on v1: writing a pid to
+/// cgroup.procs takes the kernel's global threadgroup lock for writing, which
+/// waits out an RCU grace period (1-30 ms here). So the init joins without
+/// it: the v2 (unified) directory at birth through CLONE_INTO_CGROUP, and
+/// each v1 hierarchy by writing "0" (itself, one thread) to its `tasks`
+/// file, which the kernel moves under cgroup_mutex alone. hull opens those
+/// files before the clone, so the write is checked against hull's
+/// credentials even when the init is already in a user namespace.
 pub struct Prepared {
-    pub paths: Paths,
-    /// The v2 directory for CLONE_INTO_CGROUP (pure v2 hosts).
+    /// The v2 directory for CLONE_INTO_CGROUP (unified or hybrid hosts).
     fd: Option<OwnedFd>,
+    /// v1 `tasks` files, for `join_self` in the init.
+    pub tasks: Vec<(OwnedFd, PathBuf)>,
 }
 
 impl Prepared {
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|f| f.as_fd())
     }
-
-    /// Put `pid` in every directory (again, harmlessly, where CLONE_INTO_CGROUP did).
-    pub fn place(&self, pid: Pid) -> Result<()> {
-        join(&self.paths, pid)
-    }
 }
 
-/// Move `pid` into every directory of `paths` (also for `exec`).
-pub fn join(paths: &Paths, pid: Pid) -> Result<()> {
-    for d in &paths.dirs {
-        let file = d.path.join("cgroup.procs");
-        fs::write(&file, pid.to_string())
-            .step_at("join cgroup", &file)
-            .map_err(|e| e.detail(format!("pid {pid}")))?;
+/// In the init (or an exec'd process), single-threaded: move ourselves into
+/// each v1 hierarchy through the `tasks` files hull opened (see Prepared).
+pub fn join_self(tasks: &[(OwnedFd, PathBuf)]) -> Result<()> {
+    for (fd, path) in tasks {
+        nix::unistd::write(fd, b"0").step_at("join cgroup", path)?;
     }
     Ok(())
 }
 
-/// Put `pid` (an `exec` process) in every cgroup the container's `init` is
-/// in, read from /proc/INIT/cgroup: needs no state record.
-pub fn join_like(init: Pid, pid: Pid) -> Result<()> {
+/// Open the v1 `tasks` files of `paths`, and its v2 directory for CLONE_INTO_CGROUP.
+fn open_for_join(paths: &Paths) -> Result<Prepared> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let mut tasks = Vec::new();
+    let mut v2 = None;
+    for d in &paths.dirs {
+        if d.v2 {
+            let fd = open(
+                &d.path,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .step_at("open cgroup", &d.path)?;
+            v2 = Some(crate::sys::own_fd(fd));
+        } else {
+            let file = d.path.join("tasks");
+            let fd = open(&file, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .step_at("open cgroup", &file)?;
+            tasks.push((crate::sys::own_fd(fd), file));
+        }
+    }
+    Ok(Prepared { fd: v2, tasks })
+}
+
+/// The cgroups the container's `init` is in (read from /proc/INIT/cgroup,
+/// so no state record is needed), opened for an `exec` process to join the
+/// way the init did (see Prepared).
+pub fn open_join_of(init: Pid) -> Result<Prepared> {
     let mut host = Host::detect()?;
     let path = PathBuf::from(format!("/proc/{init}/cgroup"));
     let text = fs::read_to_string(&path).step_at("read cgroups of the init", &path)?;
     host.own = crate::rootfs::mountinfo::parse_proc_cgroup(&text);
-    for h in &host.hierarchies {
-        if let Some(dir) = host.own_dir(h) {
-            let file = dir.join("cgroup.procs");
-            fs::write(&file, pid.to_string()).step_at("join cgroup", &file)?;
-        }
-    }
-    Ok(())
+    let dirs = host
+        .hierarchies
+        .iter()
+        .filter_map(|h| {
+            host.own_dir(h).map(|path| Dir {
+                path,
+                controllers: h.controllers.clone(),
+                v2: h.v2,
+                created: Vec::new(),
+            })
+        })
+        .collect();
+    open_for_join(&Paths { dirs })
 }
 
 /// The create step: plan the container's cgroups from the spec, journal
@@ -379,24 +414,7 @@ pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
         v2::enable_controllers(paths, u, &res)?;
     }
     apply(paths, &res, true)?;
-    let fd = if paths.v2_only() {
-        let dir = paths.unified().expect("v2 dir");
-        nix::fcntl::open(
-            dir,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .ok()
-        .map(crate::sys::own_fd)
-    } else {
-        None
-    };
-    Ok(Prepared {
-        paths: paths.clone(),
-        fd,
-    })
+    open_for_join(paths)
 }
 
 /// Write `res` to the container's cgroups (create and `update`).

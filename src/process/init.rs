@@ -32,6 +32,8 @@ pub struct InitContext<'a> {
     pub lock_fd: Option<RawFd>,
     pub no_pivot: bool,
     pub log: &'a crate::log::Logger,
+    /// v1 `tasks` files of the container's cgroups, opened by hull.
+    pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
 }
 
 /// Never returns: execs the container process or exits.
@@ -53,8 +55,11 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     // If hull dies during setup, so does the half-made container.
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
 
-    // hull journals our pid and puts us in our cgroups first.
+    // hull journals our pid first.
     wait_for(ctx.chan, Msg::Go, "wait for placement")?;
+    // Into our cgroups before anything else (the cgroup namespace, made
+    // below, is rooted where we are).
+    crate::cgroups::join_self(ctx.cgroup_tasks)?;
     ctx.log.step("init: placed");
 
     let spec = &ctx.bundle.spec;

@@ -67,34 +67,34 @@ pub fn spawn(
         setns(init_fd, CloneFlags::CLONE_NEWPID).step("enter the container's pid namespace")?;
     }
     let (ours, theirs) = sync::pair()?;
-    let child = match sys::clone_fork(0, None).step("clone exec process")? {
+    let cgroups = crate::cgroups::open_join_of(init)?;
+    let child = match sys::clone_fork(0, cgroups.clone_into()).step("clone exec process")? {
         Forked::Child => {
             drop(ours);
-            let err = match join_and_prepare(init_fd, flags, process, linux, &theirs) {
-                Ok((exec, pty)) => {
-                    let sent =
-                        theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
-                    drop(pty);
-                    match sent {
-                        Ok(()) => match finalize::exec(&exec, preserve_fds) {
-                            Err(e) => {
-                                eprintln!("hull: {e}");
-                                std::process::exit(127)
-                            }
-                        },
-                        Err(_) => std::process::exit(1),
+            let err =
+                match join_and_prepare(init_fd, flags, process, linux, &theirs, &cgroups.tasks) {
+                    Ok((exec, pty)) => {
+                        let sent =
+                            theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
+                        drop(pty);
+                        match sent {
+                            Ok(()) => match finalize::exec(&exec, preserve_fds) {
+                                Err(e) => {
+                                    eprintln!("hull: {e}");
+                                    std::process::exit(127)
+                                }
+                            },
+                            Err(_) => std::process::exit(1),
+                        }
                     }
-                }
-                Err(e) => e,
-            };
+                    Err(e) => e,
+                };
             let _ = theirs.send(&Msg::Failed(err.to_string()));
             std::process::exit(1)
         }
         Forked::Parent(pid) => pid,
     };
     drop(theirs);
-    // cgroups: place `child` in the container's cgroups here, before Go.
-    crate::cgroups::join_like(init, child)?;
     ours.send(&Msg::Go)?;
     match ours.recv()? {
         Some((Msg::Ready, pty)) => Ok(Joined { pid: child, pty }),
@@ -121,6 +121,7 @@ fn join_and_prepare(
     process: &Process,
     linux: Option<&Linux>,
     chan: &Channel,
+    cgroup_tasks: &[(OwnedFd, std::path::PathBuf)],
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -128,6 +129,8 @@ fn join_and_prepare(
         Some((Msg::Go, _)) => {}
         _ => return Err(Error::new("wait for placement").detail("hull went away")),
     }
+    // Into the init's cgroups (v2 already, at clone) before joining its cgroup namespace.
+    crate::cgroups::join_self(cgroup_tasks)?;
     let rest = flags - CloneFlags::CLONE_NEWPID;
     if !rest.is_empty() {
         setns(init_fd, rest).step("join the container's namespaces")?;

@@ -55,6 +55,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 chan: &theirs,
                 state_dir: &state_dir,
                 lock_fd: container.lock_fd(),
+                cgroup_tasks: &cgroups.tasks,
                 no_pivot: opts.no_pivot,
                 log: opts.log,
             })
@@ -64,9 +65,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
     drop(theirs);
     opts.log.step("clone3 of the init");
     record_init(container, child)?;
-    // cgroups: place `child` here (its children inherit the placement).
-    cgroups.place(child)?;
-    opts.log.step("init journalled and placed");
+    opts.log.step("init journalled");
     ours.send(&Msg::Go)?;
 
     let mut init = child;
