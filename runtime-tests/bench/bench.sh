@@ -233,6 +233,50 @@ for ((i = 0; i < WARMUP + ITER; i++)); do
   done
 done
 
+# ---- hull-only extras: networking and storage, each against a plain container ---
+# The bridge and its rules live in a network namespace made here and deleted after
+# (HOST.md: the VM's own namespace stays untouched); `plain` runs in it too, so
+# both pay the same nsenter.
+declare -A XS=()
+XFAILED=""
+XVARIANTS="plain bridge-publish overlay-volume"
+if [[ " $RUNTIMES " == *" hull "* ]] && [ -z "${FAILED[hull]:-}" ]; then
+  NETNS=hull-bench-$$
+  if ip netns add "$NETNS" 2>/dev/null && ip -n "$NETNS" link set lo up; then
+    NSE=(nsenter --net=/run/netns/$NETNS)
+    # One networked container stays up, so the rounds time a container joining a
+    # bridge that exists (the first and last users of a bridge also make/remove it).
+    "${NSE[@]}" "$HULL" --root "$WORK/root-hull" run -d --net-root "$WORK/net" --network bridge \
+      -b "$WORK/busy-hull" "x-anchor-$$" </dev/null >/dev/null 2>"$WORK/err-x" \
+      || XFAILED+=" anchor: $(tail -n 1 "$WORK/err-x");"
+    log "bench: hull extras: $WARMUP warm-up + $ITER timed rounds of [$XVARIANTS]"
+    for ((i = 0; i < WARMUP + ITER; i++)); do
+      for x in $XVARIANTS; do
+        id="x-$x-$$-$i"
+        case $x in
+          plain) cmd=("${NSE[@]}" "$HULL" --root "$WORK/root-hull" run -b "$WORK/b-hull" "$id") ;;
+          bridge-publish) cmd=("${NSE[@]}" "$HULL" --root "$WORK/root-hull" run --net-root "$WORK/net"
+                               -p 18080:80 -b "$WORK/b-hull" "$id") ;;
+          overlay-volume) cmd=("$HULL" --root "$WORK/root-hull" --data-root "$WORK/data" run --overlay
+                               -v benchvol:/data -b "$WORK/b-hull" "$id") ;;
+        esac
+        t0=$EPOCHREALTIME
+        if ! "${cmd[@]}" </dev/null >/dev/null 2>"$WORK/err-x"; then
+          XFAILED+=" $x: $(tail -n 1 "$WORK/err-x");"
+          "$HULL" --root "$WORK/root-hull" delete -f "$id" >/dev/null 2>&1
+          continue
+        fi
+        t1=$EPOCHREALTIME
+        ((i >= WARMUP)) && XS[$x]+="$(( 10#${t1%.*}${t1#*.} - 10#${t0%.*}${t0#*.} )) "
+      done
+    done
+    "${NSE[@]}" "$HULL" --root "$WORK/root-hull" delete -f "x-anchor-$$" >/dev/null 2>&1
+    ip netns delete "$NETNS"
+  else
+    XFAILED=" could not make a network namespace"
+  fi
+fi
+
 # ---- statistics -------------------------------------------------------------
 # stats "us us us ..." -> "n median_ms p90_ms" (p90 = nearest rank)
 stats() {
@@ -282,6 +326,19 @@ for r in $RUNTIMES; do
   [ "$m" != - ] && line+=" $r $(awk -v n="$PARALLEL" -v m="$m" 'BEGIN{printf "%.0f", n / (m / 1000)}');"
 done
 echo "${line%;}"
+if [ -n "${XS[plain]:-}" ]; then
+  echo
+  echo "hull-only extras (plain and bridge-publish run in a private network namespace, where one networked container keeps the bridge up):"
+  echo
+  echo "| variant | n | median ms | p90 ms | vs plain |"
+  echo "|---|---:|---:|---:|---:|"
+  read -r _ xplain _ < <(stats "${XS[plain]}")
+  for x in $XVARIANTS; do
+    read -r xn xmed xp90 < <(stats "${XS[$x]:-}")
+    echo "| $x | $xn | $xmed | $xp90 | $(ratio "$xmed" "$xplain") |"
+  done
+fi
+[ -n "$XFAILED" ] && echo "- hull extras failed:$XFAILED"
 if [[ " $RUNTIMES " == *" crun "* ]] && [ $HYBRID = 1 ]; then
   # what the hybrid-host wrapper alone costs, so crun's numbers can be read fairly
   ws=""

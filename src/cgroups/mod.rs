@@ -482,6 +482,42 @@ pub fn signal_all(paths: &Paths, signal: i32) -> Result<()> {
     Ok(())
 }
 
+/// SIGKILL every process in the container's cgroups and wait until each has
+/// exited: through pidfds, so a pid reused meanwhile is never signalled and
+/// the wait ends the moment the last process goes (no polling). Repeats while
+/// new processes appear (a fork racing the kill), until `deadline`.
+fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
+    use std::os::fd::AsFd;
+    let mut last = Vec::new();
+    loop {
+        let now = pids(paths);
+        if now.is_empty() || now == last || Instant::now() >= deadline {
+            return;
+        }
+        // A frozen task cannot act on SIGKILL until it is thawed.
+        if is_frozen(paths) {
+            let _ = freeze(paths, false);
+        }
+        let fds: Vec<OwnedFd> = now
+            .iter()
+            .filter_map(|p| crate::sys::pidfd_open(Pid::from_raw(*p)).ok())
+            .collect();
+        for fd in &fds {
+            let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        }
+        for fd in &fds {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut pfd = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms));
+        }
+        last = now;
+    }
+}
+
 /// Kill what is left in the container's cgroups and remove every directory
 /// hull made for it. Missing directories are fine (a partial record).
 pub fn destroy(paths: &Paths) -> Result<()> {
@@ -489,12 +525,7 @@ pub fn destroy(paths: &Paths) -> Result<()> {
         return Ok(());
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    if !pids(paths).is_empty() {
-        let _ = signal_all(paths, libc::SIGKILL);
-        while !pids(paths).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    kill_all_and_wait(paths, deadline);
     let mut first_err = None;
     for d in &paths.dirs {
         // The leaf is the container's even when it existed before (a
@@ -515,8 +546,10 @@ pub fn destroy(paths: &Paths) -> Result<()> {
                             && e.raw_os_error() == Some(libc::EBUSY)
                             && Instant::now() < deadline =>
                     {
-                        let _ = signal_all(paths, libc::SIGKILL);
-                        std::thread::sleep(Duration::from_millis(10));
+                        // Exited but not yet reaped by their parent: v1 gives no
+                        // event for that, so a short retry.
+                        kill_all_and_wait(paths, deadline);
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     Err(e) => {
                         // A shared parent still in use by another container.

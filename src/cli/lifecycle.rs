@@ -188,9 +188,11 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     drop(container);
     let code = foreground::forward_signals_until_exit(pid, &forwarded, created.pty)?;
     drop(raw);
+    log.step("process exited");
     if !args.keep {
         if let Ok(container) = store.load(&id) {
             create::destroy(container);
+            log.step("deleted");
         }
     }
     Ok(ExitCode::from(code))
