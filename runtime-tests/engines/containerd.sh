@@ -13,17 +13,12 @@ export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HULL=${HULL:-$REPO/target/release/hull}
 
-if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
-  echo "skipped containerd: containerd/ctr not installed (make deps installs them)"
-  echo "0 passed, 0 failed, 1 skipped"
-  exit 0
-fi
-[ -x "$HULL" ] || { echo "FAIL setup: $HULL not built"; echo "0 passed, 1 failed"; exit 1; }
+ENGINE=containerd
+. "$REPO/runtime-tests/engines/lib.sh"
+require_tools containerd containerd ctr
 
 T=$(mktemp -d /tmp/hull-ctd.XXXXXX)
 NS=hulltest
-ENGINE=containerd
-. "$REPO/runtime-tests/engines/lib.sh"
 CTD_PID=""
 cleanup() {
   local id

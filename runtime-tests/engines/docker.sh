@@ -13,17 +13,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HULL=${HULL:-$REPO/target/release/hull}
 DOCKER=/usr/bin/docker # /usr/local/bin/docker is a newer client that shadows it (HOST.md)
 
-if ! command -v dockerd >/dev/null || [ ! -x $DOCKER ] || ! command -v containerd >/dev/null; then
-  echo "skipped docker: docker.io/containerd not installed (make deps installs them)"
-  echo "0 passed, 0 failed, 1 skipped"
-  exit 0
-fi
-[ -x "$HULL" ] || { echo "FAIL setup: $HULL not built"; echo "0 passed, 1 failed"; exit 1; }
+ENGINE=docker
+. "$REPO/runtime-tests/engines/lib.sh"
+require_tools "docker.io, containerd" dockerd $DOCKER containerd
 
 T=$(mktemp -d /tmp/hull-dkr.XXXXXX)
 NETNS=hull-dkr-$$
-ENGINE=docker
-. "$REPO/runtime-tests/engines/lib.sh"
 CTD_PID="" DKR_PID=""
 D=($DOCKER -H "unix://$T/docker.sock")
 cleanup() {
@@ -40,9 +35,7 @@ trap cleanup EXIT
 start_containerd || { fail setup "containerd did not start"; finish; exit 1; }
 ip netns add "$NETNS" || { fail setup "ip netns add"; finish; exit 1; }
 
-# Own memory cgroup (v1/hybrid) or the unified one: containers go beneath it.
-OWN_CG=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
-[ -n "$OWN_CG" ] || OWN_CG=$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
+OWN_CG=$(own_cgroup)
 nsenter --net=/run/netns/$NETNS dockerd \
   --data-root "$T/data" --exec-root "$T/exec" --pidfile "$T/dockerd.pid" \
   -H "unix://$T/docker.sock" --containerd "$CTD_SOCK" \

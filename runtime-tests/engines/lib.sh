@@ -1,9 +1,32 @@
-# Shared by the engine tests (sourced): a private containerd, a busybox image made
-# from bundles/hello/rootfs without any registry, pass/fail bookkeeping.
-# The sourcing script sets REPO, HULL and T (its temp dir) first.
+# Shared by the engine tests (sourced): the checks before a run, a private
+# containerd, a busybox image made from bundles/hello/rootfs without any
+# registry, pass/fail bookkeeping. The sourcing script sets REPO, HULL and
+# ENGINE first, and T (its temp dir) before starting anything.
 
 PASSED=0 FAILED=0
 ENGINE=${ENGINE:-engine}
+
+# require_tools "PACKAGES" TOOL...: skip (exit 0, said so) unless every tool is
+# there; fail unless hull is built.
+require_tools() {
+  local pkgs=$1 t; shift
+  for t in "$@"; do
+    if ! command -v "$t" >/dev/null && [ ! -x "$t" ]; then
+      echo "skipped $ENGINE: $t not installed ($pkgs; make deps installs it)"
+      echo "0 passed, 0 failed, 1 skipped"
+      exit 0
+    fi
+  done
+  [ -x "$HULL" ] || { echo "FAIL setup: $HULL not built"; echo "0 passed, 1 failed"; exit 1; }
+}
+
+# Our own cgroup (the memory line on v1/hybrid, the unified one on v2): engine
+# containers go beneath it (HOST.md).
+own_cgroup() {
+  local cg; cg=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
+  [ -n "$cg" ] || cg=$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
+  echo "$cg"
+}
 pass() { PASSED=$((PASSED + 1)); echo "ok ${ENGINE}_$1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL ${ENGINE}_$1: $2"; }
 finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ]; }

@@ -9,18 +9,12 @@ export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HULL=${HULL:-$REPO/target/release/hull}
 
-if ! command -v podman >/dev/null; then
-  echo "skipped podman: podman not installed (make deps installs it)"
-  echo "0 passed, 0 failed, 1 skipped"
-  exit 0
-fi
-[ -x "$HULL" ] || { echo "FAIL setup: $HULL not built"; echo "0 passed, 1 failed"; exit 1; }
-
-T=$(mktemp -d /tmp/hull-pdm.XXXXXX)
 ENGINE=podman
 . "$REPO/runtime-tests/engines/lib.sh"
-OWN_CG=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
-[ -n "$OWN_CG" ] || OWN_CG=$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
+require_tools podman podman
+
+T=$(mktemp -d /tmp/hull-pdm.XXXXXX)
+OWN_CG=$(own_cgroup)
 P=(podman --root "$T/storage" --runroot "$T/run" --tmpdir "$T/tmp" --storage-driver overlay
    --cgroup-manager cgroupfs --events-backend file --runtime "$HULL")
 # podman's default ulimits exceed this machine's hard limits (HOST.md)
