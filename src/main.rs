@@ -62,6 +62,8 @@ enum Command {
     Run(cli::lifecycle::RunArgs),
     /// Run a new process inside a running container
     Exec(cli::exec::ExecArgs),
+    /// Print what this build supports (runtime-spec features JSON)
+    Features,
     /// Print the state of a container as JSON
     State { id: String },
     /// Send a signal to the container's init process
@@ -117,6 +119,7 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Start { id } => cli::lifecycle::start(&root, &id).map(ok),
         Command::Run(args) => cli::lifecycle::run(&root, args, logger),
         Command::Exec(args) => cli::exec::exec(&root, args, logger),
+        Command::Features => cli::features::features().map(ok),
         Command::State { id } => cli::inspect::state(&root, &id).map(ok),
         Command::Kill(args) => cli::lifecycle::kill(&root, args).map(ok),
         Command::Delete(args) => cli::lifecycle::delete(&root, args).map(ok),

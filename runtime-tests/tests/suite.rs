@@ -60,6 +60,7 @@ const TESTS: &[Test] = &[
     t("list_json", Kind::Oci, list_json),
     t("state_json", Kind::Oci, state_json),
     t("spec_command", Kind::Oci, spec_command),
+    t("features_command", Kind::Oci, features_command),
     // bad inputs
     t("bad_missing_bundle", Kind::Oci, bad_missing_bundle),
     t("bad_invalid_json", Kind::Oci, bad_invalid_json),
@@ -1093,5 +1094,34 @@ fn log_json_errors(c: &Ctx) -> TestResult {
     ])
     .failed()?;
     check("create with invalid config.json")?;
+    Ok(())
+}
+
+/// `features` prints the runtime-spec features document engines read.
+fn features_command(c: &Ctx) -> TestResult {
+    let out = c.rt.exec(&["features"]).ok()?;
+    let doc: Value = serde_json::from_str(&out.stdout).map_err(|e| {
+        runtime_tests::Outcome::Fail(format!("features is not JSON: {e}: {}", out.stdout))
+    })?;
+    ensure!(doc["ociVersionMin"].is_string(), "no ociVersionMin: {doc}");
+    let hooks = doc["hooks"].as_array().cloned().unwrap_or_default();
+    ensure!(hooks.iter().any(|h| h == "poststart"), "hooks: {hooks:?}");
+    let ns = doc["linux"]["namespaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        ns.iter().any(|n| n == "pid") && ns.iter().any(|n| n == "mount"),
+        "namespaces: {ns:?}"
+    );
+    let caps = doc["linux"]["capabilities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        caps.iter().any(|c| c == "CAP_SYS_ADMIN"),
+        "capabilities: {caps:?}"
+    );
+    ensure!(doc["linux"]["seccomp"]["enabled"] == true, "seccomp: {doc}");
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod exec;
+pub mod features;
 pub mod foreground;
 pub mod inspect;
 pub mod lifecycle;

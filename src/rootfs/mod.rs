@@ -15,7 +15,7 @@ pub(crate) use cgroup::v1_data;
 mod devices;
 pub(crate) mod mountinfo;
 mod mounts;
-mod options;
+pub(crate) mod options;
 mod paths;
 mod pivot;
 mod resolve;

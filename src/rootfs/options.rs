@@ -68,6 +68,77 @@ impl MountOptions {
     }
 }
 
+/// Every option name `parse` knows (for `hull features`); a unit test keeps
+/// it in step with the tables below.
+pub const KNOWN: &[&str] = &[
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rw",
+    "silent",
+    "strictatime",
+    "suid",
+    "sync",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "rrelatime",
+    "ratime",
+    "rnostrictatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnoatime",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+];
+
+/// Is `name` an option hull interprets (rather than passes as fs data)?
+#[cfg(test)]
+fn is_known(name: &str) -> bool {
+    flag(name).is_some()
+        || propagation(name).is_some()
+        || rec_atime(name).is_some()
+        || rec_attr(name).is_some()
+}
+
 /// Set (true) or clear (false) a flag, runc's table.
 fn flag(name: &str) -> Option<(bool, MsFlags)> {
     use MsFlags as F;
@@ -372,5 +443,15 @@ mod tests {
             F::MS_PRIVATE | F::MS_REC
         );
         assert!(prepare_propagation(Some("bogus")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    #[test]
+    fn every_known_option_is_interpreted() {
+        for name in super::KNOWN {
+            assert!(super::is_known(name), "{name}");
+        }
     }
 }
