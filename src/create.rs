@@ -79,11 +79,17 @@ fn build(
     log.step("create exec.fifo");
     crate::security::hooks::save(&bundle.spec, &container.dir)?;
 
+    // Journalled in state.json, then made and configured: before any process.
+    let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    log.step("cgroups made and configured");
+
+    // Namespaces, rootfs, process setup: the init, waiting for `start`.
     let ready = process::spawn(
         bundle,
         container,
         &SpawnOptions {
             no_pivot: opts.no_pivot,
+            cgroups: &cgroups,
             log,
         },
     )?;

@@ -24,6 +24,8 @@ use sync::Msg;
 
 pub struct SpawnOptions<'a> {
     pub no_pivot: bool,
+    /// The container's cgroups, made: the init joins them as it starts.
+    pub cgroups: &'a crate::cgroups::Prepared,
     /// The init traces its own steps here too (`--debug`).
     pub log: &'a crate::log::Logger,
 }
@@ -43,9 +45,8 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
     let state_dir = open_path(container)?;
     let flags = plan.clone_flags().bits() as u32 as u64;
 
-    // Journalled in state.json, then made and configured: before any process.
-    let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
-    opts.log.step("cgroups made and configured");
+    // Born in the v2 cgroup (CLONE_INTO_CGROUP); joins v1 ones itself.
+    let cgroups = opts.cgroups;
     let child = match sys::clone_fork(flags, cgroups.clone_into()).step("clone container init")? {
         Forked::Child => {
             drop(ours);
