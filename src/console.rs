@@ -21,19 +21,81 @@ use crate::error::{Context, Error, Result};
 use crate::sys;
 
 /// The pty for `process` when it asks for a terminal (see open_in_container).
-pub fn open_if_terminal(process: &oci_spec::runtime::Process) -> Result<Option<OwnedFd>> {
+/// `as_console`: the container's init, whose pty also becomes /dev/console.
+pub fn open_if_terminal(
+    process: &oci_spec::runtime::Process,
+    as_console: bool,
+) -> Result<Option<OwnedFd>> {
     if process.terminal() != Some(true) {
         return Ok(None);
     }
     let size = process
         .console_size()
         .map(|b| (b.height() as u16, b.width() as u16));
-    open_in_container(size).map(Some)
+    open_in_container(size, as_console).map(Some)
+}
+
+/// The runtime spec: with a terminal, /dev/console is the pty slave. The
+/// target is opened without following a symlink and must be a plain file or
+/// a device (CVE-2025-52565: a /dev/console planted as a symlink made runc
+/// bind the pty over a file of its choosing); a missing one is created.
+fn bind_console(slave: &OwnedFd) -> Result<()> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    let path = Path::new("/dev/console");
+    let dev = nix::fcntl::open(
+        "/dev",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(sys::own_fd)
+    .step_at("open /dev", Path::new("/dev"))
+    .map_err(|e| e.hint("/dev must be a directory in the container, not a symlink"))?;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let target = match openat(Some(dev.as_raw_fd()), "console", flags, Mode::empty()) {
+        Err(nix::errno::Errno::ENOENT) => {
+            let create = OFlag::O_CREAT
+                | OFlag::O_EXCL
+                | OFlag::O_WRONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC;
+            openat(
+                Some(dev.as_raw_fd()),
+                "console",
+                create,
+                Mode::from_bits_truncate(0o600),
+            )
+        }
+        other => other,
+    }
+    .map(sys::own_fd)
+    .step_at("open /dev/console", path)?;
+    let kind = SFlag::from_bits_truncate(
+        fstat(target.as_raw_fd())
+            .step_at("stat /dev/console", path)?
+            .st_mode
+            & libc::S_IFMT,
+    );
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        return Err(Error::new("bind the pty to /dev/console")
+            .at(path)
+            .detail("refusing: it is not a plain file or a device (a symlink?)")
+            .hint("remove /dev/console from the image, or mount a tmpfs on /dev"));
+    }
+    nix::mount::mount(
+        Some(format!("/proc/self/fd/{}", slave.as_raw_fd()).as_str()),
+        format!("/proc/self/fd/{}", target.as_raw_fd()).as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .step_at("bind the pty to /dev/console", path)
+    .map_err(|e| e.hint("a terminal needs /proc mounted in the container"))
 }
 
 /// In the init: a new pty whose slave becomes our stdio and controlling
 /// terminal (we are a session leader already). Returns the master.
-pub fn open_in_container(size: Option<(u16, u16)>) -> Result<OwnedFd> {
+pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .step_at("open pty master", Path::new("/dev/ptmx"))
         .map_err(|e| {
@@ -54,6 +116,9 @@ pub fn open_in_container(size: Option<(u16, u16)>) -> Result<OwnedFd> {
     }
     if let Some((rows, cols)) = size {
         sys::set_window_size(slave.as_fd(), rows, cols).step("set console size")?;
+    }
+    if as_console {
+        bind_console(&slave)?;
     }
     sys::set_controlling_tty(slave.as_fd()).step("set controlling terminal")?;
     for target in 0..=2 {

@@ -110,7 +110,7 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     }
 
     let process = ctx.bundle.process();
-    let pty = console::open_if_terminal(process)?;
+    let pty = console::open_if_terminal(process, true)?;
     let mut exec = finalize::apply_with(process, spec.linux().as_ref())?;
     if let Some(h) = from_hull {
         if let Some(agent) = h.agent {

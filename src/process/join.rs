@@ -136,7 +136,7 @@ fn join_and_prepare(
         setns(init_fd, rest).step("join the container's namespaces")?;
     }
     unistd::setsid().step("setsid")?;
-    let pty = console::open_if_terminal(process)?;
+    let pty = console::open_if_terminal(process, false)?;
     // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
     let exec = finalize::apply_with(process, linux)?;
     prctl::set_pdeathsig(None).step("clear parent death signal")?;

@@ -92,6 +92,12 @@ pub const TESTS: &[Test] = &[
         cve_mkdir_symlink,
     ),
     t("sec_cve_2025_31133_devnull", Kind::Oci, cve_devnull_symlink),
+    t("sec_terminal_dev_console", Kind::Oci, terminal_dev_console),
+    t(
+        "sec_cve_2025_52565_console_symlink",
+        Kind::Oci,
+        cve_console_symlink,
+    ),
     t(
         "sec_cve_2025_52881_sysctl_redirect",
         Kind::Oci,
@@ -1468,5 +1474,78 @@ fn cve_cgroup_ro(c: &Ctx) -> TestResult {
         );
     }
     ensure!(n > 0, "no cgroup mount in the container: {out}");
+    Ok(())
+}
+
+/// A foreground `run` of `cfg` with a real terminal on our side (`script` gives
+/// the runtime one: runc opens /dev/tty for a terminal container); returns what
+/// the terminal showed and the runtime's exit code.
+fn run_in_pty(c: &Ctx, cfg: &Value) -> Result<(String, i32), Outcome> {
+    if !Path::new("/usr/bin/script").exists() {
+        skip!("script (bsdutils) is not installed");
+    }
+    let b = c.bundle(cfg)?;
+    let id = c.id();
+    let cmd = format!(
+        "{} --root {} run --bundle {} {}",
+        c.rt.bin.display(),
+        c.rt.root.display(),
+        b.display(),
+        id
+    );
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    Ok((text, out.status.code().unwrap_or(-1)))
+}
+
+/// With process.terminal, /dev/console is the container's pty (runtime spec).
+fn terminal_dev_console(c: &Ctx) -> TestResult {
+    let mut cfg = sh_config("ls -l /dev/console; tty");
+    cfg["process"]["terminal"] = json!(true);
+    let (out, code) = run_in_pty(c, &cfg)?;
+    ensure!(code == 0, "terminal run exited {code}: {out}");
+    let console = out
+        .lines()
+        .find(|l| l.contains("/dev/console"))
+        .unwrap_or("");
+    // runc's output begins with a NUL (shown as ^@): look inside the line.
+    ensure!(
+        console.contains("crw") && console.contains("136,"),
+        "/dev/console is not a pty: {out}"
+    );
+    ensure!(out.contains("/dev/pts/"), "stdin is not the pty: {out}");
+    Ok(())
+}
+
+/// CVE-2025-52565: a /dev/console planted in the image as a symlink must not make
+/// the runtime bind the pty over the file it points to.
+fn cve_console_symlink(c: &Ctx) -> TestResult {
+    needs_fix_in_runc(c, (1, 2, 8), "the fix of CVE-2025-52565")?;
+    let root = c.private_rootfs()?;
+    std::fs::create_dir_all(root.join("dev/pts"))?;
+    std::fs::write(root.join("etc/target"), "UNTOUCHED\n")?;
+    std::os::unix::fs::symlink("/etc/target", root.join("dev/console"))?;
+    let mut cfg = sh_config("cat /etc/target; ls -l /dev/console");
+    cfg["process"]["terminal"] = json!(true);
+    cfg["root"]["path"] = json!(root.to_string_lossy());
+    // The image's own /dev, with a devpts for the pty.
+    no_dev_mounts(&mut cfg);
+    cfg["mounts"].as_array_mut().expect("mounts").push(json!({
+        "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+    }));
+    let (out, _) = run_in_pty(c, &cfg)?;
+    // Refused, or bound somewhere harmless: never over /etc/target.
+    ensure!(
+        !out.contains("crw"),
+        "the pty was bound through the symlink: {out}"
+    );
+    ensure!(
+        std::fs::read_to_string(root.join("etc/target"))? == "UNTOUCHED\n",
+        "/etc/target changed"
+    );
     Ok(())
 }
