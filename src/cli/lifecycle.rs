@@ -153,9 +153,35 @@ fn start_container(container: &Container) -> Result<()> {
         .is_some_and(|r| r.contains(PollFlags::POLLIN));
     let _ = std::fs::remove_file(&fifo_path);
     if released {
+        wait_until_executed(&fifo);
         Ok(())
     } else {
         Err(Error::new("start").detail("the container init exited before it was started"))
+    }
+}
+
+/// The init holds its end of exec.fifo open, close-on-exec, through the
+/// startContainer hooks until execve: end-of-file on our end means the
+/// user's process has been executed (or the init died), which is when the
+/// spec lets poststart hooks run and `start` return.
+fn wait_until_executed(fifo: &std::fs::File) {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    loop {
+        match (&*fifo).read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+                if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
+                    if e != nix::errno::Errno::EINTR {
+                        return;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
     }
 }
 

@@ -214,9 +214,10 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         // Blocks until `start` opens the other end.
         let fifo = sys::openat2(ctx.state_dir.as_fd(), EXEC_FIFO_C, libc::O_WRONLY, 0, 0)
             .step("open exec.fifo")?;
-        std::fs::File::from(fifo)
-            .write_all(b"0")
-            .step("write exec.fifo")?;
+        // Kept open (close-on-exec) until execve: `start` waits for its end
+        // of file, so poststart hooks run after our process is executed.
+        let mut fifo = std::fs::File::from(fifo);
+        fifo.write_all(b"0").step("write exec.fifo")?;
         security::init_before_exec(&ctx.bundle.spec, exec.security.from_hull.as_ref())?;
         finalize::exec(&exec, 0)
     })();
