@@ -373,46 +373,29 @@ pub fn move_mount_to(mnt: BorrowedFd<'_>, target: &CStr) -> Result<(), Errno> {
 /// The names of the extended attributes of `path` (not following a final
 /// symlink), as the kernel lists them: NUL-separated.
 pub fn llistxattr(path: &CStr) -> Result<Vec<u8>, Errno> {
-    loop {
-        // SAFETY: a null buffer of size 0 asks only for the needed size.
-        let size = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
-        let size = Errno::result(size)? as usize;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; size];
-        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
-        let got = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(got) {
-            // The list grew between the two calls: ask again.
-            Err(Errno::ERANGE) => continue,
-            Err(e) => return Err(e),
-            Ok(n) => {
-                buf.truncate(n as usize);
-                return Ok(buf);
-            }
-        }
-    }
+    // SAFETY: sized_read passes either a null buffer of length 0 (a size
+    // query) or a buffer it owns, writable for `len` bytes; `path` is a valid
+    // C string for the call.
+    sized_read(|buf, len| unsafe { libc::llistxattr(path.as_ptr(), buf.cast(), len) })
 }
 
 /// The value of the extended attribute `name` of `path` (no final symlink).
 pub fn lgetxattr(path: &CStr, name: &CStr) -> Result<Vec<u8>, Errno> {
+    // SAFETY: as in llistxattr; `name` is a valid C string too.
+    sized_read(|buf, len| unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf, len) })
+}
+
+/// The kernel's "ask for the size, then fill" protocol of the xattr calls:
+/// `call(buf, len)` with a null buffer returns the size needed; retried when
+/// the value grew between the two calls (ERANGE).
+fn sized_read(call: impl Fn(*mut libc::c_void, usize) -> isize) -> Result<Vec<u8>, Errno> {
     loop {
-        // SAFETY: a null buffer of size 0 asks only for the needed size.
-        let size =
-            unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        let size = Errno::result(size)? as usize;
+        let size = Errno::result(call(std::ptr::null_mut(), 0))? as usize;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
         let mut buf = vec![0u8; size];
-        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
-        let got = unsafe {
-            libc::lgetxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        match Errno::result(got) {
+        match Errno::result(call(buf.as_mut_ptr().cast(), buf.len())) {
             Err(Errno::ERANGE) => continue,
             Err(e) => return Err(e),
             Ok(n) => {

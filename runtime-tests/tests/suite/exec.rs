@@ -29,17 +29,19 @@ fn running(c: &Ctx) -> Result<String, runtime_tests::Outcome> {
     Ok(id)
 }
 
+/// `exec ID sh -c SCRIPT`.
+fn exec_sh(c: &Ctx, id: &str, script: &str) -> runtime_tests::runtime::Output {
+    c.rt.exec(&["exec", id, "sh", "-c", script])
+}
+
 fn exec_joins_namespaces(c: &Ctx) -> TestResult {
     let id = running(c)?;
-    let out =
-        c.rt.exec(&[
-            "exec",
-            &id,
-            "sh",
-            "-c",
-            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'",
-        ])
-        .ok()?;
+    let out = exec_sh(
+        c,
+        &id,
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'",
+    )
+    .ok()?;
     let lines: Vec<&str> = out.stdout.lines().collect();
     ensure!(
         lines.first() == Some(&"hull-test"),
@@ -67,7 +69,7 @@ fn exec_joins_namespaces(c: &Ctx) -> TestResult {
 
 fn exec_exit_code(c: &Ctx) -> TestResult {
     let id = running(c)?;
-    c.rt.exec(&["exec", &id, "sh", "-c", "exit 5"]).code(5)?;
+    exec_sh(c, &id, "exit 5").code(5)?;
     c.rt.exec(&["exec", &id, "true"]).ok()?;
     Ok(())
 }
@@ -173,15 +175,12 @@ fn exec_container_seccomp(c: &Ctx) -> TestResult {
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
     });
     let (id, _) = c.start_cfg(&cfg)?;
-    let out =
-        c.rt.exec(&[
-            "exec",
-            &id,
-            "sh",
-            "-c",
-            "grep ^Seccomp: /proc/self/status; mkdir /tmp/blocked && echo made",
-        ])
-        .failed()?;
+    let out = exec_sh(
+        c,
+        &id,
+        "grep ^Seccomp: /proc/self/status; mkdir /tmp/blocked && echo made",
+    )
+    .failed()?;
     ensure!(
         out.stdout.contains("Seccomp:\t2"),
         "exec'd process has no seccomp filter: {:?}",

@@ -191,6 +191,20 @@ impl Topo {
             .unwrap_or_else(|e| panic!("nsenter: {e}"))
     }
 
+    /// HTTP GET with the busybox wget inside container `id` (one try, 3 s).
+    fn get_in(
+        &self,
+        c: &Ctx,
+        id: &str,
+        url: &str,
+    ) -> Result<runtime_tests::runtime::Output, Outcome> {
+        self.hull(
+            c,
+            &["exec", id, "timeout", "3", "wget", "-q", "-O", "-", url],
+        )
+        .ok()
+    }
+
     /// HTTP GET with busybox wget from the netns `ns`, retried while the
     /// server comes up (at most 20 tries, 3 s each, 10 s in all).
     fn get(&self, ns: &str, url: &str) -> Result<String, Outcome> {
@@ -399,22 +413,7 @@ fn publish_tcp(c: &Ctx) -> TestResult {
     );
 
     // Hairpin: the container reaches its own published port via the host address.
-    let hair = t
-        .hull(
-            c,
-            &[
-                "exec",
-                &web,
-                "timeout",
-                "3",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                &format!("http://{HOST_IP}:18080/"),
-            ],
-        )
-        .ok()?;
+    let hair = t.get_in(c, &web, &format!("http://{HOST_IP}:18080/"))?;
     ensure!(
         hair.stdout == "hello from hull\n",
         "hairpin: {:?}",
@@ -428,43 +427,13 @@ fn publish_tcp(c: &Ctx) -> TestResult {
     let web_ip = ip_of(&t, c, &web)?;
     let sib_ip = ip_of(&t, c, &sib)?;
     ensure!(web_ip != sib_ip, "two containers got {web_ip}");
-    let direct = t
-        .hull(
-            c,
-            &[
-                "exec",
-                &sib,
-                "timeout",
-                "3",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                &format!("http://{web_ip}/"),
-            ],
-        )
-        .ok()?;
+    let direct = t.get_in(c, &sib, &format!("http://{web_ip}/"))?;
     ensure!(
         direct.stdout == "hello from hull\n",
         "sibling by IP: {:?}",
         direct.stdout
     );
-    let via_host = t
-        .hull(
-            c,
-            &[
-                "exec",
-                &sib,
-                "timeout",
-                "3",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                &format!("http://{HOST_IP}:18080/"),
-            ],
-        )
-        .ok()?;
+    let via_host = t.get_in(c, &sib, &format!("http://{HOST_IP}:18080/"))?;
     ensure!(
         via_host.stdout == "hello from hull\n",
         "sibling hairpin: {:?}",
