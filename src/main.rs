@@ -1,22 +1,7 @@
 //! hull: a runc-compatible container runtime. This file is the command line:
 //! runc's global flags and commands, each mapped to one function in cli/.
 
-mod bundle;
-mod cgroups;
-mod cli;
-mod console;
-mod create;
-mod error;
-mod log;
-mod network;
-mod process;
-mod rootfs;
-mod security;
-mod signal;
-mod state;
-mod storage;
-mod sys;
-mod time;
+use hull::{cgroups, cli, error, log, storage};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
