@@ -230,12 +230,30 @@ pub fn mount_setattr(
     Errno::result(ret).map(drop)
 }
 
-/// Reset `signal` to its default action (exec keeps SIG_IGN, so an ignored
-/// signal in hull would stay ignored in the container).
-pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
-    // SAFETY: SIG_DFL installs no handler code, so no async-signal-safety
-    // question arises.
-    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
+/// Reset every signal, realtime ones included, to its default action (exec
+/// keeps SIG_IGN, so a signal ignored in hull would stay ignored in the
+/// container). The raw syscall, because the C library refuses to touch the
+/// signals it reserves (32 and 33), which a parent may have ignored too.
+pub fn default_all_signals() {
+    // The kernel's struct sigaction: handler, flags, restorer, mask.
+    let action: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `action` is a valid kernel sigaction that installs no
+        // handler code (SIG_DFL); no old action is written back; 8 is the
+        // size of the kernel's signal mask.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                action.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                8usize,
+            )
+        };
+    }
 }
 
 /// The size of the terminal on `fd` as (rows, columns).

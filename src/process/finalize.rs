@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::resource::{setrlimit, Resource};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{self, Gid, Uid};
 use oci_spec::runtime::{Linux, PosixRlimitType, Process};
@@ -213,9 +213,12 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// hull blocks signals (to forward them) and Rust ignores SIGPIPE; the
-/// container's process must start with neither.
+/// hull blocks signals (to forward them), Rust ignores SIGPIPE, and whoever
+/// started hull may have ignored others (nohup ignores SIGHUP; exec keeps an
+/// ignored signal ignored). The container's process starts with none of it:
+/// a shell cannot even trap a signal that was ignored when it started.
 fn restore_signals() -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).step("reset signal mask")?;
-    sys::default_signal(Signal::SIGPIPE).step("reset SIGPIPE")
+    sys::default_all_signals();
+    Ok(())
 }

@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = &[
         error_control_chars,
     ),
     t("fc_error_huge_value", Kind::HullOnly, error_huge_value),
+    t("fc_signals_not_inherited", Kind::Oci, signals_not_inherited),
 ];
 
 /// `create` of `cfg` run inside a private mount namespace made for this test
@@ -165,5 +166,44 @@ fn error_huge_value(c: &Ctx) -> TestResult {
         out.stderr
     );
     ensure!(c.rt.is_gone(&id), "container {id} was left behind");
+    Ok(())
+}
+
+/// A runtime started with signals ignored (nohup, some CI runners) must not
+/// pass them on: exec keeps SIG_IGN, and a shell cannot trap a signal that was
+/// ignored when it started (sec_seccomp_args failed that way). runc resets
+/// them too.
+fn signals_not_inherited(c: &Ctx) -> TestResult {
+    let cfg = config(&["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]);
+    let bundle = c.bundle(&cfg)?;
+    let id = c.id();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' HUP INT QUIT USR1 USR2 TERM; exec \"$0\" --root \"$1\" run --bundle \"$2\" \"$3\"",
+        ])
+        .arg(&c.rt.bin)
+        .arg(&c.rt.root)
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "run failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The bits of the signals ignored above (bit N-1 for signal N).
+    let ours: u64 = [1u32, 2, 3, 10, 12, 15]
+        .iter()
+        .map(|n| 1u64 << (n - 1))
+        .sum();
+    for line in stdout.lines() {
+        let mask = line.split_whitespace().nth(1).unwrap_or("?");
+        let mask = u64::from_str_radix(mask, 16).unwrap_or(u64::MAX);
+        ensure!(mask & ours == 0, "the container process inherited {line:?}");
+    }
+    ensure!(stdout.lines().count() == 2, "unexpected output: {stdout:?}");
     Ok(())
 }
