@@ -187,7 +187,9 @@ fn cg_oom_events_and_state(c: &Ctx) -> TestResult {
     let id = c.id();
     c.rt.create(&id, &b).ok()?;
     let ev = c.rt.spawn(&["events", "--interval", "1s", &id])?;
-    std::thread::sleep(Duration::from_millis(300));
+    // The first stats record comes after the OOM listener is set up: only
+    // then may the container run into its limit.
+    wait_file_contains(&ev.stdout_path, "\"stats\"")?;
     c.rt.start(&id).ok()?;
     c.rt.wait_status(&id, "stopped")?;
     let out = ev.wait(Duration::from_secs(10));
@@ -377,11 +379,15 @@ fn stats(c: &Ctx, id: &str) -> Result<Value, Outcome> {
 fn cg_events_stats(c: &Ctx) -> TestResult {
     let (id, _) = c.start_cfg(&sh_config("while :; do :; done"))?;
     let a = stats(c, &id)?;
-    std::thread::sleep(Duration::from_millis(300));
-    let b = stats(c, &id)?;
     let cpu = |v: &Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
+    // On a loaded machine the busy loop may wait for a CPU: wait for its
+    // usage to move, however long that takes (bounded).
+    let mut b = a.clone();
+    let moved = wait_until("cpu usage to grow", Duration::from_secs(20), || {
+        stats(c, &id).map(|s| b = s).is_ok() && cpu(&b) > cpu(&a)
+    });
     ensure!(
-        cpu(&b) > cpu(&a),
+        moved.is_ok(),
         "cpu usage did not move: {} → {}",
         cpu(&a),
         cpu(&b)
