@@ -26,6 +26,7 @@ pub const TESTS: &[Test] = &[
     ),
     t("fc_error_huge_value", Kind::HullOnly, error_huge_value),
     t("fc_signals_not_inherited", Kind::Oci, signals_not_inherited),
+    t("fc_bad_inputs", Kind::HullOnly, bad_inputs),
 ];
 
 /// `create` of `cfg` run inside a private mount namespace made for this test
@@ -205,5 +206,192 @@ fn signals_not_inherited(c: &Ctx) -> TestResult {
         ensure!(mask & ours == 0, "the container process inherited {line:?}");
     }
     ensure!(stdout.lines().count() == 2, "unexpected output: {stdout:?}");
+    Ok(())
+}
+
+/// A bad input: what it changes in the default config, and extra create flags.
+struct Bad {
+    name: &'static str,
+    edit: fn(&mut Value),
+    flags: &'static [&'static str],
+}
+
+const fn bad(name: &'static str, edit: fn(&mut Value)) -> Bad {
+    Bad {
+        name,
+        edit,
+        flags: &[],
+    }
+}
+
+const fn bad_flags(name: &'static str, flags: &'static [&'static str]) -> Bad {
+    Bad {
+        name,
+        edit: |_| {},
+        flags,
+    }
+}
+
+/// Bad inputs that reach different layers (config parsing, validation,
+/// namespaces, mounts, security, cgroups, storage and network extras): each
+/// gives exit 1, one line on stderr naming hull, and leaves nothing — no
+/// state dir, no mount, no process (the leak check sees the rest).
+const BAD_INPUTS: &[Bad] = &[
+    bad("args empty", |c| c["process"]["args"] = json!([])),
+    bad("cwd relative", |c| c["process"]["cwd"] = json!("tmp")),
+    // (a missing cwd is made, and a relative mount destination is taken from
+    // /, as runc does: neither is a bad input)
+    bad("cwd is a file", |c| {
+        c["process"]["cwd"] = json!("/bin/busybox")
+    }),
+    bad("program missing", |c| {
+        c["process"]["args"] = json!(["/no/such/bin"])
+    }),
+    bad("namespace unknown", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "foo"}))
+    }),
+    bad("namespace twice", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "pid"}))
+    }),
+    bad("namespace path missing", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time", "path": "/no/such/ns"}))
+    }),
+    bad("id maps without userns", |c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}])
+    }),
+    bad("userns without maps", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}))
+    }),
+    bad("hostname without uts", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts")
+    }),
+    bad("rootfs is a file", |c| {
+        c["root"]["path"] = json!("/etc/hostname")
+    }),
+    bad("mount into /proc/self", |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/proc/self/x", "type": "tmpfs", "source": "tmpfs"}))
+    }),
+    bad("bind source missing", |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/data", "type": "bind", "source": "/no/such/src", "options": ["rbind"]}
+        ))
+    }),
+    bad("mount type unknown", |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/data", "type": "nosuchfs", "source": "x"}))
+    }),
+    bad("capability unknown", |c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_FOO"])
+    }),
+    bad("capability unavailable", |c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_SYS_RESOURCE"]);
+        }
+    }),
+    bad("rlimit unknown", |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_FOO", "hard": 1, "soft": 1}])
+    }),
+    bad(
+        "rlimit above hard limit",
+        |c| {
+            c["process"]["rlimits"] =
+                json!([{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}])
+        },
+    ),
+    bad("rlimit soft above hard", |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}])
+    }),
+    bad("seccomp action unknown", |c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_FOO"})
+    }),
+    bad("sysctl not namespaced", |c| {
+        c["linux"]["sysctl"] = json!({"kernel.panic": "1"})
+    }),
+    bad(
+        "device type unknown",
+        |c| {
+            c["linux"]["devices"] = json!([{"path": "/dev/x", "type": "q", "major": 1, "minor": 3}])
+        },
+    ),
+    bad("hook path relative", |c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "bin/true"}]})
+    }),
+    bad("memory limit too small", |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 4096})
+    }),
+    bad("user missing in userns", |c| {
+        c["process"]["user"] = json!({"uid": 5000, "gid": 5000});
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+    }),
+    bad_flags("port out of range", &["-p", "70000:80"]),
+    bad_flags("port range absurd", &["-p", "1-65535:1-65535"]),
+    bad_flags("volume source missing", &["-v", "/no/such/src:/data"]),
+    bad_flags("volume destination relative", &["-v", "/tmp:data"]),
+    bad_flags("tmpfs option unknown", &["--tmpfs", "/t:bogus=1"]),
+    bad_flags("network unknown", &["--network", "nosuchmode"]),
+];
+
+/// With BAD_INPUTS_REPORT=FILE, the test also writes a markdown table of
+/// every case and the line it got there (for the issue notes).
+fn bad_inputs(c: &Ctx) -> TestResult {
+    let mut failures = Vec::new();
+    let mut report = String::from("| bad input | exit | stderr |\n|---|---|---|\n");
+    for case in BAD_INPUTS {
+        let mut cfg = config(&["true"]);
+        (case.edit)(&mut cfg);
+        let bundle = c.bundle(&cfg)?;
+        let id = c.id();
+        let b = bundle.to_string_lossy().into_owned();
+        let mut args = vec!["create", "--bundle", b.as_str()];
+        args.extend_from_slice(case.flags);
+        args.push(&id);
+        let out = c.rt.exec(&args);
+        let line = out.stderr.trim();
+        let problem = if out.code != 1 {
+            Some(format!("exit {}", out.code))
+        } else if line.lines().count() != 1 || !line.starts_with("hull:") {
+            Some("not one hull line".to_string())
+        } else if !c.rt.is_gone(&id) || c.rt.root.join(&id).exists() {
+            Some("container left behind".to_string())
+        } else if !runtime_tests::util::host_mounts_mentioning(&b).is_empty() {
+            Some("mount left behind".to_string())
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            failures.push(format!("{}: {p}: {:?}", case.name, out.stderr));
+        }
+        let shown = line.replace(&b, "<bundle>").replace(&id, "<id>");
+        report.push_str(&format!("| {} | {} | `{shown}` |\n", case.name, out.code));
+    }
+    if let Some(path) = std::env::var_os("BAD_INPUTS_REPORT") {
+        std::fs::write(path, report)?;
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
 }
