@@ -10,6 +10,7 @@ pub mod sync;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::{open, OFlag};
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -120,10 +121,19 @@ fn open_path(container: &Container) -> Result<OwnedFd> {
 
 /// The init closed the channel without a word: say how it ended.
 fn vanished(pid: Pid) -> Error {
-    let how = match waitpid(pid, None) {
+    let status = waitpid(pid, None);
+    let how = match status {
         Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
         Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
         _ => "ended".to_string(),
     };
-    Error::new("start container init").detail(format!("the init {how} during setup"))
+    let err = Error::new("start container init").detail(format!("the init {how} during setup"));
+    // Nothing in the init sends itself SIGKILL: the OOM killer does, when the
+    // container's memory limit cannot hold even the setup.
+    match status {
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {
+            err.hint("if linux.resources.memory.limit is set, it may be too small to start in")
+        }
+        _ => err,
+    }
 }
