@@ -93,6 +93,8 @@ mod cgroups;
 mod exec;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/parity_process.rs"]
+mod parity_process;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -104,6 +106,7 @@ fn main() {
         cgroups::TESTS,
         exec::TESTS,
         network::TESTS,
+        parity_process::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

@@ -389,7 +389,12 @@ fn below_init(paths: &mut Paths, sub: &BTreeMap<String, PathBuf>) -> Result<()> 
         }
         return Ok(());
     }
-    let has = |c: &String| paths.dirs.iter().any(|d| !d.v2 && d.controllers.contains(c));
+    let has = |c: &String| {
+        paths
+            .dirs
+            .iter()
+            .any(|d| !d.v2 && d.controllers.contains(c))
+    };
     if let Some(c) = sub.keys().find(|c| !has(c)) {
         return Err(Error::new(format!("unknown controller {c} in --cgroup"))
             .hint("name a controller the container has a cgroup for, e.g. memory:sub"));

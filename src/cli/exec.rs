@@ -220,7 +220,8 @@ fn read_process_json(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| bad(e.path().to_string(), e.inner().to_string()))
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| bad(e.path().to_string(), e.inner().to_string()))
 }
 
 /// `--cgroup [CONTROLLER[,CONTROLLER]:]PATH`, repeatable, as runc parses

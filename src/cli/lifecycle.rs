@@ -212,7 +212,8 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
     let (container, pid) = (created.container, created.pid);
     // In the foreground, our terminal drives the container's.
-    let raw = created.pty
+    let raw = created
+        .pty
         .as_ref()
         .map(|master| console::attach_foreground(master.as_fd()));
     if let Err(e) = start_container(&container).and_then(|()| poststart_or_kill(&container)) {
