@@ -106,6 +106,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
     }
     let spec = bundle_spec(&container.record.bundle);
     let process = build_process(&args, spec.as_ref())?;
+    check_process(&process)?;
     let terminal = process.terminal().unwrap_or(false);
     console::check_usable(terminal, args.console_socket.as_deref(), args.detach)?;
     log.step("load container and process");
@@ -222,6 +223,18 @@ fn read_process_json(path: &Path) -> Result<Process> {
     }
     serde_path_to_error::deserialize(value)
         .map_err(|e| bad(e.path().to_string(), e.inner().to_string()))
+}
+
+/// What runc checks of an exec'd process before it starts one.
+fn check_process(process: &Process) -> Result<()> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::new("check process").detail("args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::new("check process")
+            .detail(format!("cwd {:?} must be an absolute path", process.cwd())));
+    }
+    Ok(())
 }
 
 /// `--cgroup [CONTROLLER[,CONTROLLER]:]PATH`, repeatable, as runc parses

@@ -388,8 +388,8 @@ fn exec_sub_cgroup(c: &Ctx) -> TestResult {
 }
 
 /// A failure of exec itself exits 255 (runc), never 1 like a process's own failure:
-/// no such container, no such program, a pid file that cannot be written (the
-/// process is not left behind), a paused or a stopped container.
+/// no such container, no such program, a relative cwd, empty args, a pid file that
+/// cannot be written (the process is not left behind), a paused or a stopped container.
 fn exec_failure_exit_255(c: &Ctx) -> TestResult {
     c.rt.exec(&["exec", "no-such-container-pp", "true"])
         .code(255)?
@@ -398,6 +398,12 @@ fn exec_failure_exit_255(c: &Ctx) -> TestResult {
     c.rt.exec(&["exec", &id, "sh", "-c", "exit 1"]).code(1)?;
     c.rt.exec(&["exec", &id, "/no/such/program"]).code(255)?;
     c.rt.exec(&["exec", &id, "no-such-program"]).code(255)?;
+    c.rt.exec(&["exec", "--cwd", "relative", &id, "true"])
+        .code(255)?;
+    let file = c.dir("proc")?.join("process.json");
+    std::fs::write(&file, r#"{"args": [], "cwd": "/"}"#)?;
+    c.rt.exec(&["exec", "--process", &p(&file), &id])
+        .code(255)?;
     let mark = format!("PP_PIDFILE_MARK={id}");
     for detach in [true, false] {
         let mut args = vec![
