@@ -42,6 +42,19 @@ impl Bundle {
         })
     }
 
+    /// Variables the runtime adds after process.env's own (a later entry
+    /// replaces an earlier one of the same name, see process::environ).
+    pub fn add_env(&mut self, extra: &[String]) {
+        if extra.is_empty() {
+            return;
+        }
+        if let Some(process) = self.spec.process_mut() {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.extend(extra.iter().cloned());
+            process.set_env(Some(env));
+        }
+    }
+
     pub fn process(&self) -> &Process {
         // validate() refused a config without one.
         self.spec

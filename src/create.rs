@@ -27,6 +27,10 @@ pub struct CreateOptions {
     pub storage: crate::storage::Extras,
     /// --network, -p: merged into the annotations (network::merge_cli).
     pub network: crate::network::Extras,
+    /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
+    /// Added to process.env (LISTEN_FDS, LISTEN_PID).
+    pub extra_env: Vec<String>,
 }
 
 pub struct Created {
@@ -40,6 +44,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
+    bundle.add_env(&opts.extra_env);
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
@@ -91,6 +96,7 @@ fn build(
             no_pivot: opts.no_pivot,
             cgroups: &cgroups,
             log,
+            keep_fds: opts.keep_fds,
         },
     )?;
     log.step("container init ready");

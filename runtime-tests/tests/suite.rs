@@ -95,6 +95,8 @@ mod exec;
 mod failclosed;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/parity_process.rs"]
+mod parity_process;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -107,6 +109,7 @@ fn main() {
         exec::TESTS,
         failclosed::TESTS,
         network::TESTS,
+        parity_process::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

@@ -14,6 +14,7 @@ pub mod stats;
 mod v1;
 mod v2;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -352,9 +353,10 @@ fn open_for_join(paths: &Paths) -> Result<Prepared> {
 }
 
 /// The cgroups the container's `init` is in (read from /proc/INIT/cgroup,
-/// so no state record is needed), opened for an `exec` process to join the
-/// way the init did (see Prepared).
-pub fn open_join_of(init: Pid) -> Result<Prepared> {
+/// so no state record is needed), or the existing sub-cgroups of them that
+/// `sub` names (`exec --cgroup`, see below_init), opened for an `exec`
+/// process to join the way the init did (see Prepared).
+pub fn open_join_of(init: Pid, sub: &BTreeMap<String, PathBuf>) -> Result<Prepared> {
     let mut host = Host::detect()?;
     let path = PathBuf::from(format!("/proc/{init}/cgroup"));
     let text = fs::read_to_string(&path).step_at("read cgroups of the init", &path)?;
@@ -371,7 +373,70 @@ pub fn open_join_of(init: Pid) -> Result<Prepared> {
             })
         })
         .collect();
-    open_for_join(&Paths { dirs })
+    let mut paths = Paths { dirs };
+    below_init(&mut paths, sub)?;
+    open_for_join(&paths)
+}
+
+/// runc's rules for `exec --cgroup`: the "" key moves the process down in
+/// every hierarchy; otherwise each named v1 controller's hierarchy (a
+/// controller the container has no directory for is an error). A path
+/// never leaves the container's cgroup.
+fn below_init(paths: &mut Paths, sub: &BTreeMap<String, PathBuf>) -> Result<()> {
+    if let Some(all) = sub.get("") {
+        for d in &mut paths.dirs {
+            d.path = join_below(&d.path, all)?;
+        }
+        return Ok(());
+    }
+    let has = |c: &String| {
+        paths
+            .dirs
+            .iter()
+            .any(|d| !d.v2 && d.controllers.contains(c))
+    };
+    if let Some(c) = sub.keys().find(|c| !has(c)) {
+        return Err(Error::new(format!("unknown controller {c} in --cgroup"))
+            .hint("name a controller the container has a cgroup for, e.g. memory:sub"));
+    }
+    for d in paths.dirs.iter_mut().filter(|d| !d.v2) {
+        // Co-mounted controllers (cpu,cpuacct) share one directory.
+        let mut rels = d.controllers.iter().filter_map(|c| sub.get(c));
+        let Some(rel) = rels.next() else { continue };
+        if rels.any(|r| r != rel) {
+            return Err(Error::new("invalid --cgroup arguments").detail(format!(
+                "controllers {} share one hierarchy but name different paths",
+                d.controllers.join(",")
+            )));
+        }
+        d.path = join_below(&d.path, rel)?;
+    }
+    Ok(())
+}
+
+fn join_below(base: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut out = base.to_path_buf();
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => {
+                out.push(n);
+                depth += 1;
+            }
+            Component::ParentDir if depth > 0 => {
+                out.pop();
+                depth -= 1;
+            }
+            Component::ParentDir => {
+                return Err(Error::new(format!(
+                    "{} is not a sub cgroup path",
+                    rel.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The create step: plan the container's cgroups from the spec, journal

@@ -37,6 +37,9 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
+    /// Pass N more fds (after stdio and any LISTEN_FDS) to the process
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
     #[command(flatten)]
     storage: super::storage::StorageArgs,
     #[command(flatten)]
@@ -46,8 +49,13 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     /// `detached`: nobody will proxy a terminal, so one needs a console socket.
-    fn options(self, detached: bool) -> CreateOptions {
-        CreateOptions {
+    /// First thing a command does: the fds passed on are checked before
+    /// hull opens any of its own.
+    fn options(self, detached: bool) -> Result<CreateOptions> {
+        let passed = crate::process::fds::for_init(self.preserve_fds)?;
+        Ok(CreateOptions {
+            keep_fds: passed.count,
+            extra_env: passed.env,
             id: self.id,
             bundle: self.bundle,
             pid_file: self.pid_file,
@@ -56,7 +64,7 @@ impl CreateArgs {
             detached,
             storage: self.storage.extras(),
             network: self.network.extras(),
-        }
+        })
     }
 }
 
@@ -92,7 +100,10 @@ pub struct DeleteArgs {
 }
 
 pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
-    let opts = args.options(true);
+    let id = args.id.clone();
+    let opts = args
+        .options(true)
+        .map_err(|e| e.within(format!("create {id}")))?;
     create::create(&Store::new(root), &opts, log)
         .map(drop)
         .map_err(|e| e.within(format!("create {}", opts.id)))
@@ -188,7 +199,10 @@ fn wait_until_executed(fifo: &std::fs::File) {
 pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
     let id = args.create.id.clone();
-    let opts = args.create.options(args.detach);
+    let opts = args
+        .create
+        .options(args.detach)
+        .map_err(|e| e.within(format!("run {id}")))?;
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
     let forwarded = foreground::forwarded_signals();
@@ -198,10 +212,10 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
     let (container, pid) = (created.container, created.pid);
     // In the foreground, our terminal drives the container's.
-    let raw = created.pty.as_ref().map(|master| {
-        console::copy_window_size(master.as_fd());
-        console::RawMode::enter()
-    });
+    let raw = created
+        .pty
+        .as_ref()
+        .map(|master| console::attach_foreground(master.as_fd()));
     if let Err(e) = start_container(&container).and_then(|()| poststart_or_kill(&container)) {
         create::destroy(container);
         return Err(e.within(format!("run {id}")));

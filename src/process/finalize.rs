@@ -1,7 +1,8 @@
 //! What every container process gets right before execve, whether it is
 //! the init or a process started by `hull exec`: rlimits, user and groups,
-//! umask, cwd, no_new_privs, the executable looked up in the container's
-//! PATH, then a clean signal state and no inherited fds.
+//! umask, cwd, no_new_privs, the environment (environ.rs), the executable
+//! looked up in the container's PATH, then a clean signal state and no
+//! inherited fds.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -15,6 +16,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{self, Gid, Uid};
 use oci_spec::runtime::{Linux, PosixRlimitType, Process};
 
+use super::environ;
 use crate::error::{Context, Error, Result};
 use crate::security;
 use crate::sys;
@@ -29,10 +31,9 @@ pub struct Exec {
     pub security: security::Late,
 }
 
-/// `apply_with` without linux.seccomp and linux.personality.
 /// Apply the process's own settings (in this order: limits and scheduling
-/// while still privileged, then identity, then cwd as that identity, then
-/// capabilities) and find its program. `linux` brings the seccomp profile
+/// while still privileged, environment and cwd as root, then identity,
+/// then capabilities) and find its program. `linux` brings the seccomp profile
 /// (compiled here, loaded by `exec`) and the personality.
 pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
     set_rlimits(process)?;
@@ -51,8 +52,24 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
         .map(security::seccomp::compile)
         .transpose()?;
     let caps = security::caps::before_user_switch(process)?;
+    // Read as root: /etc/passwd may not be readable by the container user.
+    let env = environ::build(
+        process.env().as_deref().unwrap_or_default(),
+        process.user().uid(),
+    )?;
+    // As root first, as runc does: a cwd only root may enter (0700) still
+    // works for a process that drops to another uid. Only a permission
+    // error is retried as the user (root squashed on NFS, a userns).
+    let cwd = process.cwd().as_path();
+    let early = match unistd::chdir(cwd) {
+        Ok(()) => true,
+        Err(Errno::EACCES | Errno::EPERM) => false,
+        Err(e) => return Err(Error::sys("chdir to process.cwd", Some(cwd), e)),
+    };
     switch_user(process)?;
-    unistd::chdir(process.cwd().as_path()).step_at("chdir to process.cwd", process.cwd())?;
+    if !early {
+        unistd::chdir(cwd).step_at("chdir to process.cwd", cwd)?;
+    }
     check_cwd(process)?;
     let caps = security::caps::after_user_switch(caps, seccomp.is_some() && !nnp)?;
     if nnp {
@@ -60,7 +77,7 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
     }
     // Changing credentials may have reset it (fs.suid_dumpable).
     prctl::set_dumpable(false).step("make process undumpable")?;
-    let mut exec = resolve_exec(process)?;
+    let mut exec = resolve_exec(process, env)?;
     exec.security = security::Late {
         caps,
         seccomp,
@@ -170,9 +187,8 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
         .map_err(|_| Error::new("check process").detail(format!("{what} contains a NUL byte")))
 }
 
-fn resolve_exec(process: &Process) -> Result<Exec> {
+fn resolve_exec(process: &Process, env: Vec<String>) -> Result<Exec> {
     let args = process.args().as_deref().unwrap_or_default();
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
     let program = &args[0];
     let path = if program.contains('/') {
         PathBuf::from(program)

@@ -34,7 +34,12 @@ pub struct InitContext<'a> {
     pub log: &'a crate::log::Logger,
     /// v1 `tasks` files of the container's cgroups, opened by hull.
     pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
+    /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
 }
+
+/// The kernel makes `lo` first in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
 
 /// Never returns: execs the container process or exits.
 pub fn run(ctx: InitContext) -> ! {
@@ -78,6 +83,10 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     unistd::setsid().step("setsid")?;
     if plan.new.contains(CLONE_NEWTIME) {
         enter_time_namespace(ctx.bundle)?;
+    }
+    if plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        // A new network namespace has only `lo`, down: runc brings it up.
+        crate::network::netlink::Netlink::open()?.set_up(LOOPBACK_INDEX, "lo")?;
     }
 
     // An overlay rootfs is mounted here, inside the new mount namespace.
@@ -219,7 +228,7 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         let mut fifo = std::fs::File::from(fifo);
         fifo.write_all(b"0").step("write exec.fifo")?;
         security::init_before_exec(&ctx.bundle.spec, exec.security.from_hull.as_ref())?;
-        finalize::exec(&exec, 0)
+        finalize::exec(&exec, ctx.keep_fds)
     })();
     let Err(e) = result;
     eprintln!("hull: {e}");

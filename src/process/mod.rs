@@ -1,6 +1,8 @@
 //! Starting the container init (hull's side of the clone) and talking to it
 //! until it is ready. The child's side is init.rs.
 
+pub mod environ;
+pub mod fds;
 pub mod finalize;
 pub mod init;
 pub mod join;
@@ -29,6 +31,8 @@ pub struct SpawnOptions<'a> {
     pub cgroups: &'a crate::cgroups::Prepared,
     /// The init traces its own steps here too (`--debug`).
     pub log: &'a crate::log::Logger,
+    /// Fds 3 .. 3+keep_fds of hull go to the container's process.
+    pub keep_fds: u32,
 }
 
 /// The init, set up and waiting for `start`.
@@ -60,6 +64,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 cgroup_tasks: &cgroups.tasks,
                 no_pivot: opts.no_pivot,
                 log: opts.log,
+                keep_fds: opts.keep_fds,
             })
         }
         Forked::Parent(pid) => pid,
