@@ -71,13 +71,7 @@ fn unified(paths: &Paths, keys: &BTreeMap<String, String>, exists: bool) -> Resu
     let listed = read(&from, "cgroup.controllers").unwrap_or_default();
     let available: Vec<&str> = listed.split_whitespace().collect();
     for k in keys.keys() {
-        check_key(k, &available).map_err(|e| {
-            if paths.v2_only() {
-                e
-            } else {
-                e.hint("on this hybrid host, set v1 controllers through the other linux.resources fields")
-            }
-        })?;
+        check_key(k, &available, !paths.v2_only())?;
     }
     Ok(())
 }
@@ -85,7 +79,7 @@ fn unified(paths: &Paths, keys: &BTreeMap<String, String>, exists: bool) -> Resu
 /// The cgroup core files a container may set: limits on its own subtree.
 const CORE_KEYS: [&str; 2] = ["cgroup.max.descendants", "cgroup.max.depth"];
 
-fn check_key(k: &str, available: &[&str]) -> Result<()> {
+fn check_key(k: &str, available: &[&str], hybrid: bool) -> Result<()> {
     let bad = |why: String| invalid(format!("linux.resources.unified key {k:?}")).detail(why);
     let plain = !k.is_empty()
         && !k.starts_with('.')
@@ -114,9 +108,14 @@ fn check_key(k: &str, available: &[&str]) -> Result<()> {
         } else {
             available.join(" ")
         };
-        return Err(bad(format!(
+        let err = bad(format!(
             "controller {controller:?} is not in the cgroup2 hierarchy (it has: {have})"
-        )));
+        ));
+        return Err(if hybrid {
+            err.hint("on this hybrid host, set v1 controllers through the other linux.resources fields")
+        } else {
+            err
+        });
     }
     Ok(())
 }
@@ -196,7 +195,7 @@ mod tests {
             "memory.oom.group",
             "cgroup.max.depth",
         ] {
-            assert!(check_key(ok, &have).is_ok(), "{ok}");
+            assert!(check_key(ok, &have, false).is_ok(), "{ok}");
         }
         for bad in [
             "cgroup.procs",
@@ -216,9 +215,9 @@ mod tests {
             "pids.max",
             "memory.max\n",
         ] {
-            assert!(check_key(bad, &have).is_err(), "{bad:?}");
+            assert!(check_key(bad, &have, false).is_err(), "{bad:?}");
         }
-        let e = check_key("pids.max", &have).unwrap_err().to_string();
+        let e = check_key("pids.max", &have, true).unwrap_err().to_string();
         assert!(e.contains("invalid configuration") && e.contains("hugetlb"), "{e}");
     }
 }
