@@ -516,26 +516,26 @@ pub fn bpf_attach_cgroup_device(
     prog: BorrowedFd<'_>,
     replace: Option<BorrowedFd<'_>>,
 ) -> Result<(), Errno> {
-    let attr = BpfProgAttach {
+    let mut attr = BpfProgAttach {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI | if replace.is_some() { BPF_F_REPLACE } else { 0 },
         replace_bpf_fd: replace.map_or(0, |r| r.as_raw_fd() as u32),
     };
-    bpf_call(BPF_PROG_ATTACH, &attr).map(drop)
+    bpf_call(BPF_PROG_ATTACH, &mut attr).map(drop)
 }
 
 /// Detach the device program `prog` from the cgroup directory `cgroup`.
 pub fn bpf_detach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
-    let attr = BpfProgAttach {
+    let mut attr = BpfProgAttach {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: 0,
         replace_bpf_fd: 0,
     };
-    bpf_call(BPF_PROG_DETACH, &attr).map(drop)
+    bpf_call(BPF_PROG_DETACH, &mut attr).map(drop)
 }
 
 #[repr(C)]
@@ -571,22 +571,24 @@ pub fn bpf_cgroup_device_progs(cgroup: BorrowedFd<'_>) -> Result<Vec<OwnedFd>, E
     ids[..n]
         .iter()
         .map(|id| {
-            let attr = BpfGetFdById {
+            let mut attr = BpfGetFdById {
                 prog_id: *id,
                 next_id: 0,
                 open_flags: 0,
             };
-            bpf_call(BPF_PROG_GET_FD_BY_ID, &attr).map(|fd| own_fd(fd as RawFd))
+            bpf_call(BPF_PROG_GET_FD_BY_ID, &mut attr).map(|fd| own_fd(fd as RawFd))
         })
         .collect()
 }
 
 /// bpf(2) with `attr`, a bpf_attr prefix for command `cmd`.
-fn bpf_call<T>(cmd: i32, attr: *const T) -> Result<i64, Errno> {
-    // SAFETY: every caller passes a #[repr(C)] bpf_attr prefix for `cmd`
-    // that outlives the call; the pointers inside it (prog_ids) point to
-    // buffers of the sizes given, which outlive the call too.
-    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, std::mem::size_of::<T>()) };
+/// Taken mutably: some commands write results into it (prog_cnt).
+fn bpf_call<T>(cmd: i32, attr: &mut T) -> Result<i64, Errno> {
+    // SAFETY: every caller passes a #[repr(C)] bpf_attr prefix for `cmd`,
+    // exclusively borrowed for the call; the pointers inside it (prog_ids)
+    // point to buffers of the sizes given, which outlive the call too.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
     Errno::result(ret)
 }
 

@@ -57,9 +57,11 @@ fn invalid(what: String) -> Error {
 /// any host process into the container's cgroup.
 fn unified(paths: &Paths, keys: &BTreeMap<String, String>, exists: bool) -> Result<()> {
     let Some(d) = paths.dirs.iter().find(|d| d.v2) else {
-        return Err(invalid("linux.resources.unified needs a cgroup2 hierarchy".into())
-            .detail("this host has none")
-            .hint("use the v1 fields of linux.resources"));
+        return Err(
+            invalid("linux.resources.unified needs a cgroup2 hierarchy".into())
+                .detail("this host has none")
+                .hint("use the v1 fields of linux.resources"),
+        );
     };
     // Once made, the container's own cgroup.controllers lists what it has;
     // before, the nearest existing ancestor's lists what can be enabled.
@@ -112,7 +114,9 @@ fn check_key(k: &str, available: &[&str], hybrid: bool) -> Result<()> {
             "controller {controller:?} is not in the cgroup2 hierarchy (it has: {have})"
         ));
         return Err(if hybrid {
-            err.hint("on this hybrid host, set v1 controllers through the other linux.resources fields")
+            err.hint(
+                "on this hybrid host, set v1 controllers through the other linux.resources fields",
+            )
         } else {
             err
         });
@@ -162,8 +166,7 @@ fn not_frozen(paths: &Paths) -> Result<()> {
         // v1's freezer.state and v2's cgroup.events both report a cgroup
         // frozen through an ancestor too.
         let frozen = if d.v2 {
-            read(&dir, "cgroup.events")
-                .is_some_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
+            read(&dir, "cgroup.events").is_some_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
         } else if d.controllers.iter().any(|c| c == "freezer") {
             matches!(
                 read(&dir, "freezer.state").as_deref(),
@@ -218,6 +221,9 @@ mod tests {
             assert!(check_key(bad, &have, false).is_err(), "{bad:?}");
         }
         let e = check_key("pids.max", &have, true).unwrap_err().to_string();
-        assert!(e.contains("invalid configuration") && e.contains("hugetlb"), "{e}");
+        assert!(
+            e.contains("invalid configuration") && e.contains("hugetlb"),
+            "{e}"
+        );
     }
 }

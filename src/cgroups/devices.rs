@@ -130,7 +130,13 @@ impl V1Devices {
                 return None;
             }
             let (maj, min) = nums.split_once(':')?;
-            let n = |s: &str| if s == "*" { Some(None) } else { s.parse().ok().map(Some) };
+            let n = |s: &str| {
+                if s == "*" {
+                    Some(None)
+                } else {
+                    s.parse().ok().map(Some)
+                }
+            };
             exceptions.push((typ.chars().next()?, n(maj)?, n(min)?, access_bits(access)));
         }
         Some(V1Devices {
@@ -385,8 +391,18 @@ mod tests {
 
     #[test]
     fn access_is_normalised_and_types_checked() {
-        for (given, want) in [("rwa", "rw"), ("wr", "rw"), ("mrw", "rwm"), ("rwmrw", "rwm"), ("", "rwm")] {
-            assert_eq!(rules(&[rule("c", 42, given)]).unwrap()[0].access, want, "{given}");
+        for (given, want) in [
+            ("rwa", "rw"),
+            ("wr", "rw"),
+            ("mrw", "rwm"),
+            ("rwmrw", "rwm"),
+            ("", "rwm"),
+        ] {
+            assert_eq!(
+                rules(&[rule("c", 42, given)]).unwrap()[0].access,
+                want,
+                "{given}"
+            );
         }
         assert!(rules(&[rule("c", 42, "x")]).is_err());
         let e = rules(&[rule("z", 42, "r")]).unwrap_err().to_string();
@@ -413,7 +429,13 @@ mod tests {
             .exceptions
             .iter()
             .map(|e| {
-                let r = Rule { allow: true, typ: e.0, major: e.1, minor: e.2, access: bits_to_access(e.3) };
+                let r = Rule {
+                    allow: true,
+                    typ: e.0,
+                    major: e.1,
+                    minor: e.2,
+                    access: bits_to_access(e.3),
+                };
                 r.v1_line() + "\n"
             })
             .collect();

@@ -89,7 +89,12 @@ fn thaw_all(paths: &Paths) {
     if is_frozen(paths) {
         let _ = freeze(paths, false);
     }
-    let below = |d: &Path| subtree(d).into_iter().filter(|s| s != d).collect::<Vec<_>>();
+    let below = |d: &Path| {
+        subtree(d)
+            .into_iter()
+            .filter(|s| s != d)
+            .collect::<Vec<_>>()
+    };
     if let Some(dir) = paths.v1("freezer") {
         for d in below(dir) {
             if read(&d, "freezer.state").as_deref() != Some("THAWED") {

@@ -73,7 +73,7 @@ fn memory_and_swap(dir: &Path, limit: Option<i64>, swap: Option<i64>) -> Result<
     let current = |f: &str| read(dir, f).and_then(|v| v.parse::<u64>().ok());
     match (limit, swap) {
         (Some(l), Some(s)) => {
-            if s >= 0 && l >= 0 && s < l || s >= 0 && l < 0 {
+            if s >= 0 && (l < 0 || s < l) {
                 return Err(Error::new(format!(
                     "memory+swap limit {} is below the memory limit {}",
                     mem(s),
@@ -146,7 +146,9 @@ pub fn apply(paths: &Paths, res: &Resources, when: When) -> Result<()> {
             if dir.join(KMEM_TCP).exists() {
                 write(dir, KMEM_TCP, &mem(t))?;
             } else {
-                eprintln!("hull: warning: memory.kernelTCP is ignored: this kernel has no {KMEM_TCP}");
+                eprintln!(
+                    "hull: warning: memory.kernelTCP is ignored: this kernel has no {KMEM_TCP}"
+                );
             }
         }
     }
@@ -157,7 +159,11 @@ pub fn apply(paths: &Paths, res: &Resources, when: When) -> Result<()> {
         }
         if let Some(dir) = paths.v1("net_prio") {
             for p in n.priorities.iter().flatten() {
-                write(dir, "net_prio.ifpriomap", &format!("{} {}", p.name, p.priority))?;
+                write(
+                    dir,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name, p.priority),
+                )?;
             }
         }
     }
@@ -266,7 +272,10 @@ pub fn apply(paths: &Paths, res: &Resources, when: When) -> Result<()> {
             )?;
         }
     }
-    if let (Some(dir), true) = (paths.v1("devices"), when == When::Create || res.devices.is_some()) {
+    if let (Some(dir), true) = (
+        paths.v1("devices"),
+        when == When::Create || res.devices.is_some(),
+    ) {
         let mut rules = devices::rules(res.devices.as_deref().unwrap_or(&[]))?;
         if when == When::Update {
             rules = devices::v1_update(&read(dir, "devices.list").unwrap_or_default(), &rules);

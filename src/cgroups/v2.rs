@@ -287,8 +287,9 @@ fn install_devices(dir: &Path, res: &Resources, when: When) -> Result<()> {
     use std::os::fd::AsFd;
     let old = match when {
         When::Create => Vec::new(),
-        When::Update => sys::bpf_cgroup_device_progs(cg.as_fd())
-            .step_at("list device filters (eBPF)", dir)?,
+        When::Update => {
+            sys::bpf_cgroup_device_progs(cg.as_fd()).step_at("list device filters (eBPF)", dir)?
+        }
     };
     let replace = match old.as_slice() {
         [one] => Some(one.as_fd()),

@@ -19,20 +19,60 @@ use serde_json::{json, Value};
 use super::cgroups::{cg_file, read_trim, with_resources};
 
 pub const TESTS: &[Test] = &[
-    t("pcg_update_memory_unlimited", Kind::Oci, pcg_update_memory_unlimited),
-    t("pcg_cpuset_empty_ancestor", Kind::Oci, pcg_cpuset_empty_ancestor),
-    t("pcg_devices_access_normalised", Kind::Oci, pcg_devices_access_normalised),
+    t(
+        "pcg_update_memory_unlimited",
+        Kind::Oci,
+        pcg_update_memory_unlimited,
+    ),
+    t(
+        "pcg_cpuset_empty_ancestor",
+        Kind::Oci,
+        pcg_cpuset_empty_ancestor,
+    ),
+    t(
+        "pcg_devices_access_normalised",
+        Kind::Oci,
+        pcg_devices_access_normalised,
+    ),
     t("pcg_update_devices", Kind::Oci, pcg_update_devices),
     t("pcg_kernel_tcp", Kind::Oci, pcg_kernel_tcp),
     t("pcg_network_refused", Kind::Oci, pcg_network_refused),
-    t("pcg_unified_missing_controller", Kind::Oci, pcg_unified_missing_controller),
-    t("pcg_unified_cgroup_procs_refused", Kind::Oci, pcg_unified_cgroup_procs_refused),
-    t("pcg_frozen_cgroup_refused", Kind::Oci, pcg_frozen_cgroup_refused),
-    t("pcg_nonempty_cgroup_warns", Kind::Oci, pcg_nonempty_cgroup_warns),
+    t(
+        "pcg_unified_missing_controller",
+        Kind::Oci,
+        pcg_unified_missing_controller,
+    ),
+    t(
+        "pcg_unified_cgroup_procs_refused",
+        Kind::Oci,
+        pcg_unified_cgroup_procs_refused,
+    ),
+    t(
+        "pcg_frozen_cgroup_refused",
+        Kind::Oci,
+        pcg_frozen_cgroup_refused,
+    ),
+    t(
+        "pcg_nonempty_cgroup_warns",
+        Kind::Oci,
+        pcg_nonempty_cgroup_warns,
+    ),
     t("pcg_kill_signal_zero", Kind::Oci, pcg_kill_signal_zero),
-    t("pcg_spec_namespaces_rootless", Kind::Oci, pcg_spec_namespaces_rootless),
-    t("pcg_delete_force_subtree", Kind::Oci, pcg_delete_force_subtree),
-    t("pcg_delete_force_reports_leftover", Kind::Oci, pcg_delete_force_reports_leftover),
+    t(
+        "pcg_spec_namespaces_rootless",
+        Kind::Oci,
+        pcg_spec_namespaces_rootless,
+    ),
+    t(
+        "pcg_delete_force_subtree",
+        Kind::Oci,
+        pcg_delete_force_subtree,
+    ),
+    t(
+        "pcg_delete_force_reports_leftover",
+        Kind::Oci,
+        pcg_delete_force_reports_leftover,
+    ),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -137,9 +177,15 @@ fn create(c: &Ctx, cfg: &Value) -> Result<(String, runtime_tests::runtime::Outpu
 fn create_refused(c: &Ctx, cfg: &Value) -> Result<String, Outcome> {
     let (id, out) = create(c, cfg)?;
     let out = out.code(1)?;
-    ensure!(c.rt.is_gone(&id), "container {id} exists after a refused create");
+    ensure!(
+        c.rt.is_gone(&id),
+        "container {id} exists after a refused create"
+    );
     let left = cgroups_matching(&id);
-    ensure!(left.is_empty(), "cgroups left by a refused create: {left:?}");
+    ensure!(
+        left.is_empty(),
+        "cgroups left by a refused create: {left:?}"
+    );
     if c.rt.is_hull() {
         ensure!(
             out.stderr.trim().lines().count() == 1,
@@ -203,7 +249,10 @@ fn pcg_update_memory_unlimited(c: &Ctx) -> TestResult {
             &["--memory=64M", "--memory-swap=128M"],
             ((64 * M).to_string(), (128 * M).to_string()),
         ),
-        (&["--memory-swap", "-1"], ((64 * M).to_string(), "max".into())),
+        (
+            &["--memory-swap", "-1"],
+            ((64 * M).to_string(), "max".into()),
+        ),
         (
             &["--memory", "1G", "--memory-swap", "2G"],
             ((1024 * M).to_string(), (2048 * M).to_string()),
@@ -426,7 +475,10 @@ fn pcg_network_refused(c: &Ctx) -> TestResult {
     }
     let err = create_refused(c, &cfg)?;
     if c.rt.is_hull() {
-        ensure!(err.contains("net_cls"), "error does not name net_cls: {err}");
+        ensure!(
+            err.contains("net_cls"),
+            "error does not name net_cls: {err}"
+        );
     }
     Ok(())
 }
@@ -542,7 +594,11 @@ fn pcg_frozen_cgroup_refused(c: &Ctx) -> TestResult {
     cfg["linux"]["cgroupsPath"] = json!(name);
     let (id, out) = create(c, &cfg)?;
     let out = out.code(1)?;
-    ensure!(out.stderr.contains("frozen"), "error: {}", out.stderr.trim());
+    ensure!(
+        out.stderr.contains("frozen"),
+        "error: {}",
+        out.stderr.trim()
+    );
     ensure!(c.rt.is_gone(&id), "container exists after the refusal");
     ensure!(dir.is_dir(), "the pre-existing cgroup was removed");
     if c.rt.is_hull() {
@@ -573,7 +629,8 @@ fn pcg_nonempty_cgroup_warns(c: &Ctx) -> TestResult {
     let (id, out) = create(c, &cfg)?;
     let out = out.ok()?;
     ensure!(
-        out.stderr.contains("container's cgroup is not empty: 1 process(es) found"),
+        out.stderr
+            .contains("container's cgroup is not empty: 1 process(es) found"),
         "no warning: {:?}",
         out.stderr
     );
@@ -595,7 +652,10 @@ fn pcg_kill_signal_zero(c: &Ctx) -> TestResult {
     let (id, _) = c.start_cfg(&sleeper())?;
     c.rt.kill(&id, "0").ok()?;
     c.rt.exec(&["kill", "-a", &id, "0"]).ok()?;
-    ensure!(c.rt.status(&id)? == "running", "signal 0 hurt the container");
+    ensure!(
+        c.rt.status(&id)? == "running",
+        "signal 0 hurt the container"
+    );
     c.rt.kill(&id, "KILL").ok()?;
     c.rt.wait_status(&id, "stopped")?;
     c.rt.exec(&["kill", "-a", &id, "0"]).ok()?;
@@ -730,9 +790,11 @@ fn start_nesting(c: &Ctx) -> Result<String, Outcome> {
 fn pcg_delete_force_subtree(c: &Ctx) -> TestResult {
     let id = start_nesting(c)?;
     c.rt.delete_force(&id).ok()?;
-    wait_until("the container's cgroups to go", Duration::from_secs(10), || {
-        subs_of(&id).is_empty()
-    })?;
+    wait_until(
+        "the container's cgroups to go",
+        Duration::from_secs(10),
+        || subs_of(&id).is_empty(),
+    )?;
     Ok(())
 }
 
@@ -753,7 +815,14 @@ fn pcg_delete_force_reports_leftover(c: &Ctx) -> TestResult {
         fail!("no sub/deeper");
     };
     let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4k", "hold", &sub.to_string_lossy()])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=4k",
+            "hold",
+            &sub.to_string_lossy(),
+        ])
         .status()?;
     ensure!(st.success(), "mount tmpfs on {}", sub.display());
     let s2 = sub.clone();
