@@ -531,6 +531,17 @@ fn pcg_unified_cgroup_procs_refused(c: &Ctx) -> TestResult {
         "the host process moved or died: {before:?} -> {:?}",
         victim.cgroups()
     );
+    // The same key given to `update` of a running container.
+    let (id, _) = c.start_cfg(&sleeper())?;
+    let res = c.dir("unified")?.join("res.json");
+    std::fs::write(&res, json!({"unified": {"cgroup.procs": pid}}).to_string())?;
+    c.rt.exec(&["update", "-r", &res.to_string_lossy(), &id])
+        .code(1)?;
+    ensure!(
+        victim.cgroups() == before,
+        "update moved the host process: {before:?} -> {:?}",
+        victim.cgroups()
+    );
     if c.rt.is_hull() {
         for key in [
             "cgroup.threads",
