@@ -141,11 +141,13 @@ pub fn destroy(container: Container) {
 }
 
 /// `destroy`, then poststop hooks, then the state goes. With
-/// `keep_on_hook_failure` (delete), a failing poststop hook keeps the state
-/// so `delete` can be retried; otherwise it is only reported.
-pub fn destroy_checked(container: Container, keep_on_hook_failure: bool) -> Result<()> {
-    // Every process of the container, through its cgroups; then the dirs.
-    let _ = crate::cgroups::destroy(&container.record.cgroups);
+/// `keep_on_failure` (delete), a cgroup that cannot be removed or a failing
+/// poststop hook keeps the state so `delete` can be retried; otherwise it is
+/// only reported.
+pub fn destroy_checked(container: Container, keep_on_failure: bool) -> Result<()> {
+    // Every process of the container, through its cgroups; then the dirs,
+    // child cgroups it made included.
+    let cgroups = crate::cgroups::destroy(&container.record.cgroups);
     if let Some(pid) = container.live_pid() {
         crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
     }
@@ -153,8 +155,15 @@ pub fn destroy_checked(container: Container, keep_on_hook_failure: bool) -> Resu
     let _ = crate::storage::cleanup(&container.dir);
     // veth, lease, rules (journalled); the bridge goes with its last user.
     let _ = crate::network::cleanup(&container.dir);
+    // A cgroup left behind fails `delete`, and the record stays for a retry.
+    if let Err(e) = cgroups {
+        if keep_on_failure {
+            return Err(e);
+        }
+        eprintln!("hull: warning: {e}");
+    }
     let hooks = crate::security::poststop(&container);
-    if keep_on_hook_failure && hooks.is_err() {
+    if keep_on_failure && hooks.is_err() {
         return hooks;
     }
     let _ = container.remove();

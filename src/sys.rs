@@ -442,9 +442,13 @@ pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> Result<(), Errno> {
 // bpf(2) for the cgroup-v2 device filter.
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_PROG_ATTACH: i32 = 8;
+const BPF_PROG_DETACH: i32 = 9;
+const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+const BPF_PROG_QUERY: i32 = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
+const BPF_F_REPLACE: u32 = 4;
 
 #[repr(C)]
 #[derive(Default)]
@@ -523,26 +527,87 @@ struct BpfProgAttach {
     replace_bpf_fd: u32,
 }
 
-/// Attach a device program to the cgroup directory `cgroup`.
-pub fn bpf_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
-    let attr = BpfProgAttach {
+/// Attach a device program to the cgroup directory `cgroup`; with `replace`,
+/// in place of that program, in one step (BPF_F_REPLACE).
+pub fn bpf_attach_cgroup_device(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    replace: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
+    let mut attr = BpfProgAttach {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
+        attach_flags: BPF_F_ALLOW_MULTI | if replace.is_some() { BPF_F_REPLACE } else { 0 },
+        replace_bpf_fd: replace.map_or(0, |r| r.as_raw_fd() as u32),
+    };
+    bpf_call(BPF_PROG_ATTACH, &mut attr).map(drop)
+}
+
+/// Detach the device program `prog` from the cgroup directory `cgroup`.
+pub fn bpf_detach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
+    let mut attr = BpfProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: 0,
         replace_bpf_fd: 0,
     };
-    // SAFETY: `attr` is a valid bpf_attr prefix of the size we pass and
-    // outlives the call; both fds are open for its duration.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_ATTACH,
-            &attr as *const BpfProgAttach,
-            std::mem::size_of::<BpfProgAttach>(),
-        )
+    bpf_call(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+#[repr(C)]
+struct BpfProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+#[repr(C)]
+struct BpfGetFdById {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// The device programs attached to the cgroup directory `cgroup` itself.
+pub fn bpf_cgroup_device_progs(cgroup: BorrowedFd<'_>) -> Result<Vec<OwnedFd>, Errno> {
+    let mut ids = [0u32; 64];
+    let mut query = BpfProgQuery {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
     };
-    Errno::result(ret).map(drop)
+    bpf_call(BPF_PROG_QUERY, &mut query)?;
+    let n = (query.prog_cnt as usize).min(ids.len());
+    ids[..n]
+        .iter()
+        .map(|id| {
+            let mut attr = BpfGetFdById {
+                prog_id: *id,
+                next_id: 0,
+                open_flags: 0,
+            };
+            bpf_call(BPF_PROG_GET_FD_BY_ID, &mut attr).map(|fd| own_fd(fd as RawFd))
+        })
+        .collect()
+}
+
+/// bpf(2) with `attr`, a bpf_attr prefix for command `cmd`.
+/// Taken mutably: some commands write results into it (prog_cnt).
+fn bpf_call<T>(cmd: i32, attr: &mut T) -> Result<i64, Errno> {
+    // SAFETY: every caller passes a #[repr(C)] bpf_attr prefix for `cmd`,
+    // exclusively borrowed for the call; the pointers inside it (prog_ids)
+    // point to buffers of the sizes given, which outlive the call too.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
+    Errno::result(ret)
 }
 
 // ---------------------------------------------------------------------------

@@ -97,6 +97,8 @@ mod failclosed;
 mod network;
 #[path = "suite/parity_process.rs"]
 mod parity_process;
+#[path = "suite/parity_cgroups.rs"]
+mod parity_cgroups;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -110,6 +112,7 @@ fn main() {
         failclosed::TESTS,
         network::TESTS,
         parity_process::TESTS,
+        parity_cgroups::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

@@ -241,14 +241,16 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
 pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
     let container = Store::new(root).load(&args.id)?;
     let signal = signals::parse(&args.signal)?;
+    // --all: every process in the container's cgroups (cgroup.kill on v2),
+    // whatever the init's state: processes may outlive an init that had no
+    // pid namespace, and with none left there is nothing to do (runc 1.1).
+    if args.all && !container.record.cgroups.is_empty() {
+        return crate::cgroups::signal_all(&container.record.cgroups, signal)
+            .map_err(|e| e.within(format!("kill {}", args.id)));
+    }
     match container.status() {
         Status::Created | Status::Running | Status::Paused => {}
         _ => return Err(Error::new("container not running").within(format!("kill {}", args.id))),
-    }
-    // --all: every process in the container's cgroups (cgroup.kill on v2).
-    if args.all && !container.record.cgroups.is_empty() {
-        return crate::cgroups::signal_all(&container.record.cgroups, signal as i32)
-            .map_err(|e| e.within(format!("kill {}", args.id)));
     }
     signals::send(container.record.pid, container.record.pid_start, signal)
         .map_err(|e| e.within(format!("kill {}", args.id)))

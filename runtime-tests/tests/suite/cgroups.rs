@@ -42,7 +42,7 @@ pub const TESTS: &[Test] = &[
 
 /// The host file `file` of the cgroup of `pid` that holds `controller`:
 /// its v1 hierarchy if it has one, else the cgroup2 one.
-fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
+pub fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let mut v2 = None;
     for line in text.lines() {
@@ -70,14 +70,14 @@ fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
     Ok(base.join(rel).join(file))
 }
 
-fn read_trim(p: &PathBuf) -> String {
+pub fn read_trim(p: &PathBuf) -> String {
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .trim()
         .to_string()
 }
 
-fn with_resources(mut cfg: Value, res: Value) -> Value {
+pub fn with_resources(mut cfg: Value, res: Value) -> Value {
     let obj = cfg["linux"]["resources"]
         .as_object_mut()
         .expect("resources");
