@@ -183,6 +183,8 @@ pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
 pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// The atime bits are one field, not independent flags: clearing any of them
 /// must name the whole field.
 pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;

@@ -90,14 +90,9 @@ pub fn device_list(spec: Option<&[LinuxDevice]>) -> Result<Vec<Device>> {
 
 /// runc skips all /dev setup when /dev itself is a bind from the host.
 pub fn dev_is_bound(mounts: &[Mount]) -> bool {
-    mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .iter()
-                    .flatten()
-                    .any(|o| o == "bind" || o == "rbind"))
-    })
+    mounts
+        .iter()
+        .any(|m| super::mounts::is_dev(m.destination()) && super::mounts::is_bind(m))
 }
 
 fn mounted_at(mounts: &[Mount], dest: &str, typ: &str) -> bool {
