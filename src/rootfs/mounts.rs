@@ -53,10 +53,25 @@ pub fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
     })
 }
 
+/// Is `m` an idmapped mount, and then recursively ("ridmap")? Mappings of
+/// the mount's own without either option mean "idmap".
+pub fn idmap_of(m: &Mount) -> Option<bool> {
+    let has_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    options::parse(m.options().as_deref().unwrap_or(&[]))
+        .idmap
+        .or(has_maps.then_some(false))
+}
+
 fn mount_one(ctx: &Ctx, index: usize, m: &Mount) -> Result<()> {
     let mut opts = options::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
+    let idmapped = idmap_of(m).is_some();
+    if idmapped && !is_bind(m) {
+        return Err(Error::new("mount")
+            .detail(format!("idmapped mounts are bind mounts, not {typ}"))
+            .hint("add \"rbind\" (or \"bind\") to the options"));
+    }
     if is_bind(m) {
         opts.flags |= MsFlags::MS_BIND;
         // runc passes what it does not know to mount(2) as data, which a bind
@@ -66,10 +81,16 @@ fn mount_one(ctx: &Ctx, index: usize, m: &Mount) -> Result<()> {
         }
         let source =
             bind_source(m, ctx.cfg.bundle).ok_or_else(|| Error::new("bind mount").detail("no source"))?;
-        // Opened by hull on the host side (a user namespace may not reach it).
-        return match ctx.cfg.sources.get(index) {
-            Some(fd) => bind_at(ctx, &source, &fd_path(fd), dest, &opts),
-            None => bind(ctx, &source, dest, &opts),
+        // Opened by hull on the host side (a user namespace may not reach
+        // it), or, idmapped, a detached copy hull made of it.
+        return match (ctx.cfg.sources.get(index), idmapped) {
+            (Some(fd), false) => bind_at(ctx, &source, &fd_path(fd), None, dest, &opts),
+            (Some(tree), true) => bind_at(ctx, &source, &fd_path(tree), Some(tree), dest, &opts),
+            (None, false) => bind(ctx, &source, dest, &opts),
+            (None, true) => Err(Error::new("idmapped mount")
+                .at(&source)
+                .detail("hull made no idmapped copy of the source")
+                .hint("idmapped mounts need hull to run as root")),
         };
     }
     let source = m.source().as_deref().unwrap_or(Path::new(typ));
@@ -175,12 +196,21 @@ pub fn is_dev(dest: &Path) -> bool {
 
 /// A bind mount of the host path `source` onto `dest` in the rootfs.
 pub fn bind(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Result<()> {
-    bind_at(ctx, source, source, dest, opts)
+    bind_at(ctx, source, source, None, dest, opts)
 }
 
 /// `bind`, reaching the source through `reach` (the path itself, or the
 /// /proc/self/fd path of an fd hull opened for it); errors name `source`.
-fn bind_at(ctx: &Ctx, source: &Path, reach: &Path, dest: &Path, opts: &MountOptions) -> Result<()> {
+/// With `tree` (a detached mount hull made), that mount is attached
+/// instead of a new bind.
+fn bind_at(
+    ctx: &Ctx,
+    source: &Path,
+    reach: &Path,
+    tree: Option<&OwnedFd>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<()> {
     let meta = std::fs::metadata(reach)
         .step_at("bind source", source)
         .map_err(|e| e.hint_if(Errno::ENOENT, "the source does not exist on the host"))?;
@@ -193,11 +223,16 @@ fn bind_at(ctx: &Ctx, source: &Path, reach: &Path, dest: &Path, opts: &MountOpti
     check_proc_dest(ctx, dest, &target, source_is_proc)?;
     let source_is_sysfs = statfs(reach).is_ok_and(|s| s.filesystem_type() == SYSFS_MAGIC);
     check_sys_dest(ctx, dest, &target, source_is_sysfs)?;
-    let mut flags = MsFlags::MS_BIND;
-    if opts.is_recursive() {
-        flags |= MsFlags::MS_REC;
+    if let Some(tree) = tree {
+        sys::move_mount_onto(tree.as_fd(), target.as_fd())
+            .step_at("attach idmapped mount", source)?;
+    } else {
+        let mut flags = MsFlags::MS_BIND;
+        if opts.is_recursive() {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(reach), &fd_path(&target), NONE, flags, NONE).step_at("bind mount", source)?;
     }
-    mount(Some(reach), &fd_path(&target), NONE, flags, NONE).step_at("bind mount", source)?;
     if !opts.remount_flags().is_empty() {
         let top = ctx.root.open_path("open mount", dest)?;
         remount_bind(&top, opts.remount_flags(), opts).step_at("remount", dest)?;

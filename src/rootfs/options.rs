@@ -27,6 +27,9 @@ pub struct MountOptions {
     pub data: String,
     /// "tmpcopyup": seed a tmpfs with what the image has at its destination.
     pub copy_up: bool,
+    /// "idmap" (false) or "ridmap" (true: the mounts below it too): an
+    /// idmapped bind mount.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -40,6 +43,7 @@ impl Default for MountOptions {
             rec_atime: None,
             data: String::new(),
             copy_up: false,
+            idmap: None,
         }
     }
 }
@@ -133,6 +137,8 @@ pub const KNOWN: &[&str] = &[
     "rsymfollow",
     "tmpcopyup",
     "notmpcopyup",
+    "idmap",
+    "ridmap",
 ];
 
 /// Is `name` an option hull interprets (rather than passes as fs data)?
@@ -142,7 +148,10 @@ fn is_known(name: &str) -> bool {
         || propagation(name).is_some()
         || rec_atime(name).is_some()
         || rec_attr(name).is_some()
-        || matches!(name, "rnorelatime" | "tmpcopyup" | "notmpcopyup")
+        || matches!(
+            name,
+            "rnorelatime" | "tmpcopyup" | "notmpcopyup" | "idmap" | "ridmap"
+        )
 }
 
 /// MS_NOSYMFOLLOW (Linux 5.10) and its statfs bit, which nix does not name.
@@ -279,6 +288,8 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
             // remount), unless another option sets one.
         } else if opt == "tmpcopyup" || opt == "notmpcopyup" {
             out.copy_up = opt == "tmpcopyup";
+        } else if opt == "idmap" || opt == "ridmap" {
+            out.idmap = Some(opt == "ridmap");
         } else if !opt.is_empty() {
             data.push(opt);
         }
@@ -461,7 +472,15 @@ mod tests {
 
     #[test]
     fn unknown_options_are_data() {
-        assert_eq!(parse(&["rbind", "bogus", "idmap"]).data, "bogus,idmap");
+        assert_eq!(parse(&["rbind", "bogus", "idmapx"]).data, "bogus,idmapx");
+    }
+
+    #[test]
+    fn idmap_options() {
+        assert_eq!(parse(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(parse(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(parse(&["rbind"]).idmap, None);
+        assert!(parse(&["ridmap"]).data.is_empty());
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub const TESTS: &[Test] = &[
         unknown_option_bind,
     ),
     t("mounts_userns_bind_source", Kind::Oci, userns_bind_source),
+    t("mounts_idmap", Kind::Oci, idmap),
+    t("mounts_idmap_own_mappings", Kind::Oci, idmap_own_mappings),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -427,6 +429,17 @@ fn unknown_option_bind(c: &Ctx) -> TestResult {
 // ---------------------------------------------------------------------------------------
 // user namespaces
 
+/// `cfg` with a user namespace mapping container ids 0-65535 to host 100000-165535.
+fn with_userns(cfg: &mut Value) {
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["uidMappings"] = map.clone();
+    cfg["linux"]["gidMappings"] = map;
+}
+
 /// With a user namespace, a bind source below a directory only the host's root may
 /// enter still works: the runtime opens it on the host side (runc's mount sources).
 fn userns_bind_source(c: &Ctx) -> TestResult {
@@ -441,13 +454,7 @@ fn userns_bind_source(c: &Ctx) -> TestResult {
     );
     // Below /tmp (1777): the mapped root may create the mount points there.
     let mut cfg = sh_config("cat /tmp/data/f /tmp/file; id -u");
-    cfg["linux"]["namespaces"]
-        .as_array_mut()
-        .expect("namespaces")
-        .push(json!({"type": "user"}));
-    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    cfg["linux"]["uidMappings"] = map.clone();
-    cfg["linux"]["gidMappings"] = map;
+    with_userns(&mut cfg);
     add_mount(
         &mut cfg,
         json!({"destination": "/tmp/data", "type": "bind", "source": p(&secret.join("inner")), "options": ["rbind", "ro"]}),
@@ -458,5 +465,80 @@ fn userns_bind_source(c: &Ctx) -> TestResult {
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     ensure!(out == "REACHED\nFILE\n0\n", "output: {out:?}");
+    Ok(())
+}
+
+/// A host directory with files owned by 0 and by 1000, and a tmpfs on `sub/` holding
+/// one owned by 1000.
+fn owned_tree(c: &Ctx) -> Result<PathBuf, Outcome> {
+    let host = dir_with_submount(c)?;
+    for f in ["root-file", "user-file", "sub/user-file"] {
+        std::fs::write(host.join(f), "x\n")?;
+    }
+    for f in ["user-file", "sub/user-file"] {
+        std::os::unix::fs::chown(host.join(f), Some(1000), Some(1000))?;
+    }
+    Ok(host)
+}
+
+/// "idmap" and "ridmap" (podman passes them for `-v SRC:DST:idmap`): the host's ids
+/// show through the container's mapping, so host root's files are the container
+/// root's; "ridmap" maps the mounts below too. runc 1.1.5 ignores both silently.
+fn idmap(c: &Ctx) -> TestResult {
+    needs_runc(c, (1, 2, 0), "idmapped mounts")?;
+    let host = owned_tree(c)?;
+    let mut cfg = sh_config(
+        "cat /proc/self/mountinfo; stat -c 'STAT %n %u:%g' /tmp/i/root-file /tmp/i/user-file \
+         /tmp/i/sub/user-file /tmp/r/root-file /tmp/r/sub/user-file /tmp/plain/root-file",
+    );
+    with_userns(&mut cfg);
+    for (dest, opts) in [
+        ("/tmp/i", json!(["rbind", "idmap"])),
+        ("/tmp/r", json!(["rbind", "ridmap", "ro"])),
+        ("/tmp/plain", json!(["rbind"])),
+    ] {
+        add_mount(
+            &mut cfg,
+            json!({"destination": dest, "type": "bind", "source": p(&host), "options": opts}),
+        );
+    }
+    let out = c.run_cfg(&cfg)?.ok()?.stdout;
+    for want in [
+        "STAT /tmp/i/root-file 0:0",
+        "STAT /tmp/i/user-file 1000:1000",
+        // "idmap" maps the top mount only.
+        "STAT /tmp/i/sub/user-file 65534:65534",
+        "STAT /tmp/r/root-file 0:0",
+        "STAT /tmp/r/sub/user-file 1000:1000",
+        "STAT /tmp/plain/root-file 65534:65534",
+    ] {
+        ensure!(out.contains(want), "{want} missing: {out}");
+    }
+    ensure!(require_mount(&out, "/tmp/r")?.has("ro"), "{out}");
+    ensure!(
+        require_mount(&out, "/tmp/r/sub")?.has("idmapped")
+            && !require_mount(&out, "/tmp/i/sub")?.has("idmapped"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// A mount's own uidMappings/gidMappings (runtime-spec 1.1), no user namespace needed:
+/// the files of source id 0 show as 100000 through the mapping 0 -> 100000.
+fn idmap_own_mappings(c: &Ctx) -> TestResult {
+    needs_runc(c, (1, 2, 0), "idmapped mounts")?;
+    let host = owned_tree(c)?;
+    let mut cfg = sh_config("stat -c 'STAT %n %u:%g' /i/root-file /i/user-file");
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/i", "type": "bind", "source": p(&host), "options": ["rbind", "idmap"],
+               "uidMappings": map, "gidMappings": map}),
+    );
+    let out = c.run_cfg(&cfg)?.ok()?.stdout;
+    ensure!(
+        out == "STAT /i/root-file 100000:100000\nSTAT /i/user-file 101000:101000\n",
+        "{out:?}"
+    );
     Ok(())
 }
