@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     t("mounts_dev_readonly", Kind::Oci, dev_readonly),
     t("mounts_dev_readonly_terminal", Kind::Oci, dev_readonly_terminal),
     t("mounts_ro_tmpfs_nested", Kind::Oci, ro_tmpfs_nested),
+    t("mounts_ptmx_without_devpts", Kind::Oci, ptmx_without_devpts),
     t("mounts_tmpcopyup", Kind::Oci, tmpcopyup),
     t("mounts_tmpfs_keeps_dir_mode", Kind::Oci, tmpfs_keeps_dir_mode),
     t("mounts_tmpfs_mode_option_wins", Kind::Oci, tmpfs_mode_option_wins),
@@ -184,6 +185,27 @@ fn run_in_pty(c: &Ctx, cfg: &Value) -> Result<(String, i32), Outcome> {
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     Ok((text, out.status.code().unwrap_or(-1)))
+}
+
+/// /dev/ptmx is the symlink to pts/ptmx even when the spec mounts no devpts (the
+/// container may mount one itself), and replaces a node the image has there.
+fn ptmx_without_devpts(c: &Ctx) -> TestResult {
+    let root = c.private_rootfs()?;
+    let mut cfg = sh_config("readlink /dev/ptmx");
+    cfg["root"]["path"] = json!(p(&root));
+    cfg["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .retain(|m| m["destination"] != "/dev/pts" && m["destination"] != "/dev");
+    // The image's own /dev, with a ptmx node of its own.
+    let st = Command::new("mknod")
+        .arg(root.join("dev/ptmx"))
+        .args(["c", "5", "2"])
+        .status()?;
+    ensure!(st.success(), "mknod failed");
+    let out = c.run_cfg(&cfg)?.ok()?.stdout;
+    ensure!(out == "pts/ptmx\n", "/dev/ptmx: {out:?}");
+    Ok(())
 }
 
 /// A read-only tmpfs with another mount below it, on a directory that does not exist
