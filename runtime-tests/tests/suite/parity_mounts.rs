@@ -22,6 +22,16 @@ pub const TESTS: &[Test] = &[
     t("mounts_tmpfs_mode_option_wins", Kind::Oci, tmpfs_mode_option_wins),
     t("mounts_nosymfollow", Kind::Oci, nosymfollow),
     t("mounts_rnorelatime", Kind::Oci, rnorelatime),
+    t(
+        "mounts_bind_keeps_source_flags",
+        Kind::HullOnly,
+        bind_keeps_source_flags,
+    ),
+    t(
+        "mounts_recursive_options_new_fs",
+        Kind::HullOnly,
+        recursive_options_new_fs,
+    ),
     t("mounts_unknown_option_fs", Kind::Oci, unknown_option_fs),
     t(
         "mounts_unknown_option_bind",
@@ -408,6 +418,57 @@ fn rnorelatime(c: &Ctx) -> TestResult {
     for m in ["/n", "/n/sub"] {
         ensure!(require_mount(&out, m)?.has("noatime"), "{m}: {out}");
     }
+    Ok(())
+}
+
+/// HullOnly: a bind remounted "ro" keeps the nosuid/nodev/noexec of its source mount
+/// unless the options clear them ("exec"); runc 1.1.5 drops them (a nosuid source
+/// becomes suid in the container).
+fn bind_keeps_source_flags(c: &Ctx) -> TestResult {
+    let host = c.dir("nosuid-src")?;
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "nosuid,nodev,noexec,size=1m", "rt-nosuid"])
+        .arg(&host)
+        .status()?;
+    ensure!(st.success(), "cannot mount a tmpfs on {}", host.display());
+    let h = host.clone();
+    c.on_cleanup(move || {
+        let _ = Command::new("umount").arg("-l").arg(&h).status();
+    });
+    let mut cfg = sh_config("cat /proc/self/mountinfo");
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/n", "type": "bind", "source": p(&host), "options": ["bind", "ro"]}),
+    );
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/e", "type": "bind", "source": p(&host), "options": ["bind", "ro", "exec"]}),
+    );
+    let out = c.run_cfg(&cfg)?.ok()?.stdout;
+    let n = require_mount(&out, "/n")?;
+    ensure!(
+        ["ro", "nosuid", "nodev", "noexec"].iter().all(|o| n.has(o)),
+        "/n: {out}"
+    );
+    let e = require_mount(&out, "/e")?;
+    ensure!(
+        e.has("ro") && e.has("nosuid") && !e.has("noexec"),
+        "/e: {out}"
+    );
+    Ok(())
+}
+
+/// HullOnly: the recursive options ("rro", "rnosuid", ...) apply to new filesystems
+/// too; runc 1.1.5 applies them to binds only and drops them silently elsewhere.
+fn recursive_options_new_fs(c: &Ctx) -> TestResult {
+    let mut cfg = sh_config("cat /proc/self/mountinfo");
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rro", "rnosuid", "size=1m"]}),
+    );
+    let out = c.run_cfg(&cfg)?.ok()?.stdout;
+    let t = require_mount(&out, "/t")?;
+    ensure!(t.has("ro") && t.has("nosuid"), "/t: {out}");
     Ok(())
 }
 
