@@ -98,9 +98,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
             Some((
                 Msg::Mapped | Msg::Go | Msg::State(_) | Msg::Source(_) | Msg::SourcesDone,
                 _,
-            )) => {
-                return Err(Error::new("sync protocol").detail("unexpected message from init"))
-            }
+            )) => return Err(Error::new("sync protocol").detail("unexpected message from init")),
             None => return Err(vanished(init)),
         }
     }

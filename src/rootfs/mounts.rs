@@ -77,10 +77,13 @@ fn mount_one(ctx: &Ctx, index: usize, m: &Mount) -> Result<()> {
         // runc passes what it does not know to mount(2) as data, which a bind
         // ignores: an option it was asked for would silently not apply.
         if !opts.data.is_empty() {
-            return Err(unknown_options(&opts.data, "a bind mount takes no filesystem data"));
+            return Err(unknown_options(
+                &opts.data,
+                "a bind mount takes no filesystem data",
+            ));
         }
-        let source =
-            bind_source(m, ctx.cfg.bundle).ok_or_else(|| Error::new("bind mount").detail("no source"))?;
+        let source = bind_source(m, ctx.cfg.bundle)
+            .ok_or_else(|| Error::new("bind mount").detail("no source"))?;
         // Opened by hull on the host side (a user namespace may not reach
         // it), or, idmapped, a detached copy hull made of it.
         return match (ctx.cfg.sources.get(index), idmapped) {
@@ -165,8 +168,14 @@ pub fn fresh(ctx: &Ctx, source: &Path, dest: &Path, typ: &str, opts: &MountOptio
     if late_ro {
         flags -= MsFlags::MS_RDONLY;
     }
-    mount(Some(source), &fd_path(&target), Some(typ), flags, data.as_deref())
-        .step_at(&format!("mount {typ}"), dest)?;
+    mount(
+        Some(source),
+        &fd_path(&target),
+        Some(typ),
+        flags,
+        data.as_deref(),
+    )
+    .step_at(&format!("mount {typ}"), dest)?;
     if opts.copy_up {
         // `target` still names the image's directory, now underneath.
         let top = ctx.root.open_path("open mount", dest)?;

@@ -148,8 +148,11 @@ fn open_one(w: &Wanted) -> Result<OwnedFd> {
             .map_err(missing)?;
         return Ok(fd.into());
     };
-    let path = CString::new(w.source.as_os_str().as_bytes())
-        .map_err(|_| Error::new("bind source").at(&w.source).detail("NUL in the path"))?;
+    let path = CString::new(w.source.as_os_str().as_bytes()).map_err(|_| {
+        Error::new("bind source")
+            .at(&w.source)
+            .detail("NUL in the path")
+    })?;
     let tree = sys::open_tree_clone(&path, *recursive_bind)
         .step_at("copy bind source", &w.source)
         .map_err(missing)?;
@@ -184,7 +187,9 @@ fn mapping_userns(init: Pid, spec: &Spec, m: &Mount) -> Result<OwnedFd> {
                     .hint("give the container a user namespace, or the mount uidMappings and gidMappings"));
             }
             let path = PathBuf::from(format!("/proc/{init}/ns/user"));
-            Ok(File::open(&path).step_at("open user namespace", &path)?.into())
+            Ok(File::open(&path)
+                .step_at("open user namespace", &path)?
+                .into())
         }
         _ => Err(Error::new("idmapped mount")
             .detail("uidMappings and gidMappings go together")

@@ -14,12 +14,24 @@ use serde_json::{json, Value};
 
 pub const TESTS: &[Test] = &[
     t("mounts_dev_readonly", Kind::Oci, dev_readonly),
-    t("mounts_dev_readonly_terminal", Kind::Oci, dev_readonly_terminal),
+    t(
+        "mounts_dev_readonly_terminal",
+        Kind::Oci,
+        dev_readonly_terminal,
+    ),
     t("mounts_ro_tmpfs_nested", Kind::Oci, ro_tmpfs_nested),
     t("mounts_ptmx_without_devpts", Kind::Oci, ptmx_without_devpts),
     t("mounts_tmpcopyup", Kind::Oci, tmpcopyup),
-    t("mounts_tmpfs_keeps_dir_mode", Kind::Oci, tmpfs_keeps_dir_mode),
-    t("mounts_tmpfs_mode_option_wins", Kind::Oci, tmpfs_mode_option_wins),
+    t(
+        "mounts_tmpfs_keeps_dir_mode",
+        Kind::Oci,
+        tmpfs_keeps_dir_mode,
+    ),
+    t(
+        "mounts_tmpfs_mode_option_wins",
+        Kind::Oci,
+        tmpfs_mode_option_wins,
+    ),
     t("mounts_nosymfollow", Kind::Oci, nosymfollow),
     t("mounts_rnorelatime", Kind::Oci, rnorelatime),
     t(
@@ -95,20 +107,17 @@ impl MountLine {
 }
 
 fn mount_at(mountinfo: &str, point: &str) -> Option<MountLine> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            (f.get(4) == Some(&point)).then(|| MountLine {
-                opts: f[5].split(',').map(String::from).collect(),
-                super_opts: f
-                    .get(sep + 3)
-                    .map(|s| s.split(',').map(String::from).collect())
-                    .unwrap_or_default(),
-            })
+    mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        (f.get(4) == Some(&point)).then(|| MountLine {
+            opts: f[5].split(',').map(String::from).collect(),
+            super_opts: f
+                .get(sep + 3)
+                .map(|s| s.split(',').map(String::from).collect())
+                .unwrap_or_default(),
         })
-        .last()
+    })
 }
 
 fn require_mount(out: &str, point: &str) -> Result<MountLine, Outcome> {
@@ -281,7 +290,10 @@ fn tmpcopyup(c: &Ctx) -> TestResult {
     ensure!(out.contains("\na\n"), "symlink: {out}");
     ensure!(out.contains("WROTE"), "tmpfs not writable: {out}");
     ensure!(
-        require_mount(&out, "/etc/seed")?.super_opts.iter().all(|o| o != "ro")
+        require_mount(&out, "/etc/seed")?
+            .super_opts
+            .iter()
+            .all(|o| o != "ro")
             && mount_at(&out, "/etc/seed").is_some_and(|m| m.has("nosuid")),
         "/etc/seed is not the tmpfs asked for: {out}"
     );
@@ -427,7 +439,13 @@ fn rnorelatime(c: &Ctx) -> TestResult {
 fn bind_keeps_source_flags(c: &Ctx) -> TestResult {
     let host = c.dir("nosuid-src")?;
     let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "nosuid,nodev,noexec,size=1m", "rt-nosuid"])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "nosuid,nodev,noexec,size=1m",
+            "rt-nosuid",
+        ])
         .arg(&host)
         .status()?;
     ensure!(st.success(), "cannot mount a tmpfs on {}", host.display());
@@ -483,8 +501,15 @@ fn unknown_option_fs(c: &Ctx) -> TestResult {
     let b = c.bundle(&cfg)?;
     let id = c.id();
     let out = c.rt.create(&id, &b).code(1)?;
-    ensure!(c.rt.is_gone(&id), "container {id} exists after a failed create");
-    ensure!(out.stderr.contains("/t"), "stderr names no mount: {}", out.stderr);
+    ensure!(
+        c.rt.is_gone(&id),
+        "container {id} exists after a failed create"
+    );
+    ensure!(
+        out.stderr.contains("/t"),
+        "stderr names no mount: {}",
+        out.stderr
+    );
     Ok(())
 }
 
@@ -500,7 +525,10 @@ fn unknown_option_bind(c: &Ctx) -> TestResult {
     let b = c.bundle(&cfg)?;
     let id = c.id();
     let out = c.rt.create(&id, &b).code(1)?;
-    ensure!(c.rt.is_gone(&id), "container {id} exists after a failed create");
+    ensure!(
+        c.rt.is_gone(&id),
+        "container {id} exists after a failed create"
+    );
     ensure!(
         out.stderr.contains("no-such-option") && out.stderr.trim().lines().count() == 1,
         "stderr: {}",
