@@ -231,23 +231,23 @@ fn ptmx_without_devpts(c: &Ctx) -> TestResult {
 /// yet: the directory is made before the tmpfs turns read-only.
 fn ro_tmpfs_nested(c: &Ctx) -> TestResult {
     let mut cfg = sh_config(
-        "cat /proc/self/mountinfo; touch /data/sub/f && echo SUB-RW; \
-         touch /data/f 2>/dev/null && echo DATA-WRITABLE; true",
+        "cat /proc/self/mountinfo; touch /pm-data/sub/f && echo SUB-RW; \
+         touch /pm-data/f 2>/dev/null && echo DATA-WRITABLE; true",
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "size=1m"]}),
+        json!({"destination": "/pm-data", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "size=1m"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/data/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+        json!({"destination": "/pm-data/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     ensure!(
         out.contains("SUB-RW") && !out.contains("DATA-WRITABLE"),
         "{out}"
     );
-    ensure!(require_mount(&out, "/data")?.has("ro"), "{out}");
+    ensure!(require_mount(&out, "/pm-data")?.has("ro"), "{out}");
     Ok(())
 }
 
@@ -365,24 +365,24 @@ fn nosymfollow(c: &Ctx) -> TestResult {
     let host = dir_with_submount(c)?;
     symlink("/etc/hostname", host.join("link"))?;
     let mut cfg = sh_config(
-        "cat /proc/self/mountinfo; ln -s /etc/passwd /t/l; cat /t/l >/dev/null 2>&1 || echo T-NOFOLLOW; \
-         cat /b/link >/dev/null 2>&1 || echo B-NOFOLLOW; readlink /b/link",
+        "cat /proc/self/mountinfo; ln -s /etc/passwd /pm-t/l; cat /pm-t/l >/dev/null 2>&1 || echo T-NOFOLLOW; \
+         cat /pm-b/link >/dev/null 2>&1 || echo B-NOFOLLOW; readlink /pm-b/link",
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["nosymfollow", "size=1m"]}),
+        json!({"destination": "/pm-t", "type": "tmpfs", "source": "tmpfs", "options": ["nosymfollow", "size=1m"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/b", "type": "bind", "source": p(&host), "options": ["bind", "nosymfollow"]}),
+        json!({"destination": "/pm-b", "type": "bind", "source": p(&host), "options": ["bind", "nosymfollow"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/r", "type": "bind", "source": p(&host), "options": ["rbind", "rnosymfollow"]}),
+        json!({"destination": "/pm-r", "type": "bind", "source": p(&host), "options": ["rbind", "rnosymfollow"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/s", "type": "bind", "source": p(&host), "options": ["rbind", "rnosymfollow", "rsymfollow"]}),
+        json!({"destination": "/pm-s", "type": "bind", "source": p(&host), "options": ["rbind", "rnosymfollow", "rsymfollow"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     ensure!(
@@ -390,14 +390,17 @@ fn nosymfollow(c: &Ctx) -> TestResult {
         "a symlink was followed: {out}"
     );
     ensure!(out.contains("/etc/hostname"), "readlink: {out}");
-    for m in ["/t", "/b", "/r", "/r/sub"] {
+    for m in ["/pm-t", "/pm-b", "/pm-r", "/pm-r/sub"] {
         ensure!(
             require_mount(&out, m)?.has("nosymfollow"),
             "{m} lacks nosymfollow: {out}"
         );
     }
     // A later option wins, as in mount(8); runc 1.1 lets the set one win.
-    for m in ["/s", "/s/sub"].into_iter().filter(|_| c.rt.is_hull()) {
+    for m in ["/pm-s", "/pm-s/sub"]
+        .into_iter()
+        .filter(|_| c.rt.is_hull())
+    {
         ensure!(
             !require_mount(&out, m)?.has("nosymfollow"),
             "{m} has nosymfollow: {out}"
@@ -413,21 +416,21 @@ fn rnorelatime(c: &Ctx) -> TestResult {
     let mut cfg = sh_config("cat /proc/self/mountinfo");
     add_mount(
         &mut cfg,
-        json!({"destination": "/a", "type": "bind", "source": p(&host), "options": ["rbind", "rnorelatime"]}),
+        json!({"destination": "/pm-a", "type": "bind", "source": p(&host), "options": ["rbind", "rnorelatime"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/n", "type": "bind", "source": p(&host), "options": ["rbind", "rnoatime", "rnorelatime"]}),
+        json!({"destination": "/pm-n", "type": "bind", "source": p(&host), "options": ["rbind", "rnoatime", "rnorelatime"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     let host_line = std::fs::read_to_string("/proc/self/mountinfo")?;
     let host_sub = mount_at(&host_line, &p(&host.join("sub")))
         .ok_or_else(|| Outcome::Fail("host submount not found".into()))?;
     ensure!(host_sub.has("relatime"), "host submount: not relatime");
-    for m in ["/a", "/a/sub"] {
+    for m in ["/pm-a", "/pm-a/sub"] {
         ensure!(require_mount(&out, m)?.has("relatime"), "{m}: {out}");
     }
-    for m in ["/n", "/n/sub"] {
+    for m in ["/pm-n", "/pm-n/sub"] {
         ensure!(require_mount(&out, m)?.has("noatime"), "{m}: {out}");
     }
     Ok(())
@@ -456,22 +459,22 @@ fn bind_keeps_source_flags(c: &Ctx) -> TestResult {
     let mut cfg = sh_config("cat /proc/self/mountinfo");
     add_mount(
         &mut cfg,
-        json!({"destination": "/n", "type": "bind", "source": p(&host), "options": ["bind", "ro"]}),
+        json!({"destination": "/pm-n", "type": "bind", "source": p(&host), "options": ["bind", "ro"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/e", "type": "bind", "source": p(&host), "options": ["bind", "ro", "exec"]}),
+        json!({"destination": "/pm-e", "type": "bind", "source": p(&host), "options": ["bind", "ro", "exec"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
-    let n = require_mount(&out, "/n")?;
+    let n = require_mount(&out, "/pm-n")?;
     ensure!(
         ["ro", "nosuid", "nodev", "noexec"].iter().all(|o| n.has(o)),
-        "/n: {out}"
+        "/pm-n: {out}"
     );
-    let e = require_mount(&out, "/e")?;
+    let e = require_mount(&out, "/pm-e")?;
     ensure!(
         e.has("ro") && e.has("nosuid") && !e.has("noexec"),
-        "/e: {out}"
+        "/pm-e: {out}"
     );
     Ok(())
 }
@@ -482,11 +485,11 @@ fn recursive_options_new_fs(c: &Ctx) -> TestResult {
     let mut cfg = sh_config("cat /proc/self/mountinfo");
     add_mount(
         &mut cfg,
-        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rro", "rnosuid", "size=1m"]}),
+        json!({"destination": "/pm-t", "type": "tmpfs", "source": "tmpfs", "options": ["rro", "rnosuid", "size=1m"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
-    let t = require_mount(&out, "/t")?;
-    ensure!(t.has("ro") && t.has("nosuid"), "/t: {out}");
+    let t = require_mount(&out, "/pm-t")?;
+    ensure!(t.has("ro") && t.has("nosuid"), "/pm-t: {out}");
     Ok(())
 }
 
@@ -496,7 +499,7 @@ fn unknown_option_fs(c: &Ctx) -> TestResult {
     let mut cfg = config(&["true"]);
     add_mount(
         &mut cfg,
-        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["no-such-option"]}),
+        json!({"destination": "/pm-t", "type": "tmpfs", "source": "tmpfs", "options": ["no-such-option"]}),
     );
     let b = c.bundle(&cfg)?;
     let id = c.id();
@@ -506,7 +509,7 @@ fn unknown_option_fs(c: &Ctx) -> TestResult {
         "container {id} exists after a failed create"
     );
     ensure!(
-        out.stderr.contains("/t"),
+        out.stderr.contains("/pm-t"),
         "stderr names no mount: {}",
         out.stderr
     );
@@ -520,7 +523,7 @@ fn unknown_option_bind(c: &Ctx) -> TestResult {
     let mut cfg = config(&["true"]);
     add_mount(
         &mut cfg,
-        json!({"destination": "/b", "type": "bind", "source": p(&host), "options": ["rbind", "no-such-option"]}),
+        json!({"destination": "/pm-b", "type": "bind", "source": p(&host), "options": ["rbind", "no-such-option"]}),
     );
     let b = c.bundle(&cfg)?;
     let id = c.id();
@@ -564,15 +567,15 @@ fn userns_bind_source(c: &Ctx) -> TestResult {
         "the test needs a root-owned directory"
     );
     // Below /tmp (1777): the mapped root may create the mount points there.
-    let mut cfg = sh_config("cat /tmp/data/f /tmp/file; id -u");
+    let mut cfg = sh_config("cat /tmp/pm-data/f /tmp/pm-file; id -u");
     with_userns(&mut cfg);
     add_mount(
         &mut cfg,
-        json!({"destination": "/tmp/data", "type": "bind", "source": p(&secret.join("inner")), "options": ["rbind", "ro"]}),
+        json!({"destination": "/tmp/pm-data", "type": "bind", "source": p(&secret.join("inner")), "options": ["rbind", "ro"]}),
     );
     add_mount(
         &mut cfg,
-        json!({"destination": "/tmp/file", "type": "bind", "source": p(&secret.join("file")), "options": ["bind"]}),
+        json!({"destination": "/tmp/pm-file", "type": "bind", "source": p(&secret.join("file")), "options": ["bind"]}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     ensure!(out == "REACHED\nFILE\n0\n", "output: {out:?}");
@@ -599,14 +602,14 @@ fn idmap(c: &Ctx) -> TestResult {
     needs_runc(c, (1, 2, 0), "idmapped mounts")?;
     let host = owned_tree(c)?;
     let mut cfg = sh_config(
-        "cat /proc/self/mountinfo; stat -c 'STAT %n %u:%g' /tmp/i/root-file /tmp/i/user-file \
-         /tmp/i/sub/user-file /tmp/r/root-file /tmp/r/sub/user-file /tmp/plain/root-file",
+        "cat /proc/self/mountinfo; stat -c 'STAT %n %u:%g' /tmp/pm-i/root-file /tmp/pm-i/user-file \
+         /tmp/pm-i/sub/user-file /tmp/pm-r/root-file /tmp/pm-r/sub/user-file /tmp/pm-plain/root-file",
     );
     with_userns(&mut cfg);
     for (dest, opts) in [
-        ("/tmp/i", json!(["rbind", "idmap"])),
-        ("/tmp/r", json!(["rbind", "ridmap", "ro"])),
-        ("/tmp/plain", json!(["rbind"])),
+        ("/tmp/pm-i", json!(["rbind", "idmap"])),
+        ("/tmp/pm-r", json!(["rbind", "ridmap", "ro"])),
+        ("/tmp/pm-plain", json!(["rbind"])),
     ] {
         add_mount(
             &mut cfg,
@@ -615,20 +618,20 @@ fn idmap(c: &Ctx) -> TestResult {
     }
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     for want in [
-        "STAT /tmp/i/root-file 0:0",
-        "STAT /tmp/i/user-file 1000:1000",
+        "STAT /tmp/pm-i/root-file 0:0",
+        "STAT /tmp/pm-i/user-file 1000:1000",
         // "idmap" maps the top mount only.
-        "STAT /tmp/i/sub/user-file 65534:65534",
-        "STAT /tmp/r/root-file 0:0",
-        "STAT /tmp/r/sub/user-file 1000:1000",
-        "STAT /tmp/plain/root-file 65534:65534",
+        "STAT /tmp/pm-i/sub/user-file 65534:65534",
+        "STAT /tmp/pm-r/root-file 0:0",
+        "STAT /tmp/pm-r/sub/user-file 1000:1000",
+        "STAT /tmp/pm-plain/root-file 65534:65534",
     ] {
         ensure!(out.contains(want), "{want} missing: {out}");
     }
-    ensure!(require_mount(&out, "/tmp/r")?.has("ro"), "{out}");
+    ensure!(require_mount(&out, "/tmp/pm-r")?.has("ro"), "{out}");
     ensure!(
-        require_mount(&out, "/tmp/r/sub")?.has("idmapped")
-            && !require_mount(&out, "/tmp/i/sub")?.has("idmapped"),
+        require_mount(&out, "/tmp/pm-r/sub")?.has("idmapped")
+            && !require_mount(&out, "/tmp/pm-i/sub")?.has("idmapped"),
         "{out}"
     );
     Ok(())
@@ -639,16 +642,16 @@ fn idmap(c: &Ctx) -> TestResult {
 fn idmap_own_mappings(c: &Ctx) -> TestResult {
     needs_runc(c, (1, 2, 0), "idmapped mounts")?;
     let host = owned_tree(c)?;
-    let mut cfg = sh_config("stat -c 'STAT %n %u:%g' /i/root-file /i/user-file");
+    let mut cfg = sh_config("stat -c 'STAT %n %u:%g' /pm-i/root-file /pm-i/user-file");
     let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     add_mount(
         &mut cfg,
-        json!({"destination": "/i", "type": "bind", "source": p(&host), "options": ["rbind", "idmap"],
+        json!({"destination": "/pm-i", "type": "bind", "source": p(&host), "options": ["rbind", "idmap"],
                "uidMappings": map, "gidMappings": map}),
     );
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     ensure!(
-        out == "STAT /i/root-file 100000:100000\nSTAT /i/user-file 101000:101000\n",
+        out == "STAT /pm-i/root-file 100000:100000\nSTAT /pm-i/user-file 101000:101000\n",
         "{out:?}"
     );
     Ok(())
