@@ -183,6 +183,8 @@ pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
 pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// The atime bits are one field, not independent flags: clearing any of them
 /// must name the whole field.
 pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;
@@ -204,12 +206,38 @@ pub fn mount_setattr(
     attr_set: u64,
     attr_clr: u64,
 ) -> Result<(), Errno> {
-    let attr = MountAttr {
-        attr_set,
-        attr_clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set,
+            attr_clr,
+            propagation: 0,
+            userns_fd: 0,
+        },
+    )
+}
+
+/// mount_setattr(MOUNT_ATTR_IDMAP): make the detached mount `fd` (and, with
+/// `recursive`, those below it) show ids through the mapping of `userns`.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
+}
+
+fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH as u32;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
@@ -223,7 +251,7 @@ pub fn mount_setattr(
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -254,6 +282,22 @@ pub fn default_all_signals() {
             )
         };
     }
+}
+
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (with
+/// the mounts below it if `recursive`), as an fd, to attach with move_mount.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `path` is a valid C string that outlives the call; the
+    // returned fd is new and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)? as RawFd;
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The size of the terminal on `fd` as (rows, columns).
@@ -383,6 +427,26 @@ pub fn move_mount_to(mnt: BorrowedFd<'_>, target: &CStr) -> Result<(), Errno> {
             libc::AT_FDCWD,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// move_mount(2) of the detached mount `mnt` onto what the fd `target`
+/// refers to (MOVE_MOUNT_T_EMPTY_PATH: no path is looked up, and a
+/// /proc/self/fd path would name the link itself, not follow it).
+pub fn move_mount_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: both paths are the static empty C string; the fds are valid for
+    // the call. The syscall only attaches a mount and returns no resources.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     Errno::result(ret).map(drop)

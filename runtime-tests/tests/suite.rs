@@ -99,6 +99,8 @@ mod network;
 mod parity_process;
 #[path = "suite/parity_cgroups.rs"]
 mod parity_cgroups;
+#[path = "suite/parity_mounts.rs"]
+mod parity_mounts;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -113,6 +115,7 @@ fn main() {
         network::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,
+        parity_mounts::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

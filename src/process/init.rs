@@ -91,6 +91,7 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
 
     // An overlay rootfs is mounted here, inside the new mount namespace.
     let rootfs = crate::storage::mount_rootfs(ctx.bundle)?;
+    let sources = rootfs::sources::receive(ctx.chan, spec, plan.has(CloneFlags::CLONE_NEWUSER))?;
     let rootfs_cfg = RootfsConfig {
         spec,
         rootfs,
@@ -99,16 +100,20 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         new_netns: plan.new.contains(CloneFlags::CLONE_NEWNET),
         new_cgroupns: plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: ctx.no_pivot,
+        sources: &sources,
     };
     ctx.log.step("init: namespaces");
-    rootfs::prepare(&rootfs_cfg)?;
+    let prepared = rootfs::prepare(&rootfs_cfg)?;
     ctx.log.step("init: rootfs mounts and devices");
     // prestart/createRuntime (by hull), createContainer (here), if any.
     let from_hull = security::init_before_pivot(ctx.chan, spec)?;
     rootfs::enter(&rootfs_cfg)?;
     ctx.log.step("init: pivot_root");
     security::sysctl::apply(spec)?;
-    rootfs::finalize(&rootfs_cfg)?;
+    // /dev/console before a read-only /dev is sealed (runc's order).
+    let process = ctx.bundle.process();
+    let pty = console::open_if_terminal(process, true)?;
+    rootfs::finalize(&rootfs_cfg, prepared)?;
     ctx.log.step("init: masked and readonly paths");
 
     if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -118,8 +123,6 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         sys::setdomainname(name).step("set domainname")?;
     }
 
-    let process = ctx.bundle.process();
-    let pty = console::open_if_terminal(process, true)?;
     let mut exec = finalize::apply_with(process, spec.linux().as_ref())?;
     if let Some(h) = from_hull {
         if let Some(agent) = h.agent {

@@ -98,9 +98,13 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 let _ = waitpid(init, None);
                 return Err(Error::new(msg));
             }
-            Some((Msg::Mapped | Msg::Go | Msg::State(_), _)) => {
-                return Err(Error::new("sync protocol").detail("unexpected message from init"))
+            Some((Msg::OpenSources, _)) => {
+                crate::rootfs::sources::send(&ours, init, &bundle.spec, &bundle.dir)?;
             }
+            Some((
+                Msg::Mapped | Msg::Go | Msg::State(_) | Msg::Source(_) | Msg::SourcesDone,
+                _,
+            )) => return Err(Error::new("sync protocol").detail("unexpected message from init")),
             None => return Err(vanished(init)),
         }
     }
