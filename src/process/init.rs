@@ -222,6 +222,6 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         finalize::exec(&exec, 0)
     })();
     let Err(e) = result;
-    eprintln!("hull: {e}");
+    eprintln!("hull: error: {e}");
     std::process::exit(127)
 }

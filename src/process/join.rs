@@ -80,7 +80,7 @@ pub fn spawn(
                         match sent {
                             Ok(()) => match finalize::exec(&exec, preserve_fds) {
                                 Err(e) => {
-                                    eprintln!("hull: {e}");
+                                    eprintln!("hull: error: {e}");
                                     std::process::exit(127)
                                 }
                             },

@@ -14,6 +14,7 @@
 //! * hooks — see hooks.rs.
 
 pub mod caps;
+pub mod enosys;
 pub mod hooks;
 pub mod lsm;
 pub mod procfs;
