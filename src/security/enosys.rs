@@ -235,3 +235,83 @@ fn assemble(sections: &[Section]) -> Option<Vec<libc::sock_filter>> {
     }
     asm.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stub run on one syscall: what it returns, or None when it falls
+    /// through to the filter.
+    fn eval(prog: &[libc::sock_filter], arch: u32, nr: u32) -> Option<u32> {
+        let (mut pc, mut acc) = (0usize, 0u32);
+        while let Some(i) = prog.get(pc) {
+            pc += 1;
+            let jump = |taken: bool| usize::from(if taken { i.jt } else { i.jf });
+            match i.code {
+                BPF_LD_W_ABS => acc = if i.k == DATA_ARCH { arch } else { nr },
+                BPF_JMP_JA => pc += i.k as usize,
+                BPF_JMP_JEQ_K => pc += jump(acc == i.k),
+                BPF_JMP_JGT_K => pc += jump(acc > i.k),
+                BPF_JMP_JSET_K => pc += jump(acc & i.k != 0),
+                BPF_RET_K => return Some(i.k),
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+        assert_eq!(pc, prog.len(), "jumped past the filter's start");
+        None
+    }
+
+    fn profile(default: &str, errno: Option<u32>) -> LinuxSeccomp {
+        serde_json::from_value(serde_json::json!({
+            "defaultAction": default,
+            "defaultErrnoRet": errno,
+            "syscalls": [{"names": ["read", "write", "unshare", "no_such_call"],
+                          "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap()
+    }
+
+    const I386: u32 = 0x4000_0003;
+    const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+    #[test]
+    fn newer_syscalls_get_enosys_per_architecture() {
+        let archs = [ScmpArch::X8664, ScmpArch::X86, ScmpArch::X32];
+        let prog = stub(&profile("SCMP_ACT_ERRNO", None), &archs);
+        // x86_64: unshare is 272.
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 273), Some(ENOSYS));
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 272), None);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 83), None);
+        // i386: unshare is 310.
+        assert_eq!(eval(&prog, I386, 311), Some(ENOSYS));
+        assert_eq!(eval(&prog, I386, 310), None);
+        // x32: x86_64's numbers with the x32 bit.
+        let x32 = |nr| X32_SYSCALL_BIT | nr;
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x32(273)), Some(ENOSYS));
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x32(5)), None);
+        // An architecture the profile does not name: the filter decides.
+        assert_eq!(eval(&prog, 0xC000_00B7, 9999), None);
+    }
+
+    #[test]
+    fn x32_calls_go_to_the_filter_when_the_profile_has_no_x32() {
+        let prog = stub(&profile("SCMP_ACT_ERRNO", None), &[ScmpArch::X8664]);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 999), None);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 999), Some(ENOSYS));
+        assert_eq!(eval(&prog, I386, 999), None);
+    }
+
+    #[test]
+    fn no_stub_when_refusals_pass_or_say_enosys() {
+        let archs = [ScmpArch::X8664];
+        for default in ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"] {
+            assert!(
+                stub(&profile(default, None), &archs).is_empty(),
+                "{default}"
+            );
+        }
+        let enosys = profile("SCMP_ACT_ERRNO", Some(libc::ENOSYS as u32));
+        assert!(stub(&enosys, &archs).is_empty());
+        assert!(!stub(&profile("SCMP_ACT_KILL", None), &archs).is_empty());
+    }
+}
