@@ -93,6 +93,8 @@ mod cgroups;
 mod exec;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/parity_cli.rs"]
+mod parity_cli;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -104,6 +106,7 @@ fn main() {
         cgroups::TESTS,
         exec::TESTS,
         network::TESTS,
+        parity_cli::TESTS,
         security::TESTS,
         storage::TESTS,
     ]
