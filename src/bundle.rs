@@ -67,7 +67,8 @@ impl Bundle {
 /// Parse config.json, naming the field that is wrong, e.g.
 /// `process.args: invalid type: string "ls", expected a sequence`.
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
-    let mut de = serde_json::Deserializer::from_slice(text);
+    let text = crate::security::sched::spec_flag_spelling(text);
+    let mut de = serde_json::Deserializer::from_slice(&text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
@@ -115,6 +116,12 @@ fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
 /// never the first to notice a config that cannot work.
 fn validate(spec: &Spec, config: &Path) -> Result<()> {
     let bad = |what: String| Error::new("check config").at(config).detail(what);
+    check_oci_version(spec.version()).map_err(|what| {
+        bad(what).hint(format!(
+            "hull implements runtime-spec {}: set \"ociVersion\" to a 1.x version",
+            crate::state::SPEC_VERSION
+        ))
+    })?;
     let process = spec.process().as_ref().ok_or_else(|| {
         bad("process is missing".into()).hint("a container needs process.args and process.cwd")
     })?;
@@ -185,6 +192,24 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ociVersion` is required (oci-spec reads a missing one as ""), is
+/// SemVer, and only major version 1 (the one hull implements) is accepted:
+/// a 2.x config may mean things hull does not know about.
+fn check_oci_version(version: &str) -> std::result::Result<(), String> {
+    if version.is_empty() {
+        return Err("ociVersion is missing".into());
+    }
+    let core = version.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<Option<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(1), Some(_), Some(_)] => Ok(()),
+        [Some(major), Some(_), Some(_)] => Err(format!(
+            "ociVersion {version:?}: major version {major} is not supported"
+        )),
+        _ => Err(format!("ociVersion {version:?} is not a SemVer version")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +222,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("process.args"), "{err}");
+    }
+
+    #[test]
+    fn oci_version_must_be_1_x() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.3.0+build"] {
+            assert!(check_oci_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2.0.0", "0.9.0", "1", "1.0", "banana", "1.x.0"] {
+            assert!(check_oci_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
             pty,
         }),
         Err(err) => {
-            destroy(container);
+            destroy(container, log);
             Err(err)
         }
     }
@@ -86,6 +86,8 @@ fn build(
 
     // Journalled in state.json, then made and configured: before any process.
     let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    // SCHED_FIFO/RR: a realtime budget in the cpu cgroup, before the init joins.
+    crate::security::sched::rt_budget(&bundle.spec, &container.record.cgroups)?;
     log.step("cgroups made and configured");
 
     // Namespaces, rootfs, process setup: the init, waiting for `start`.
@@ -132,19 +134,20 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
     }
 }
 
-/// Undo a container whatever state it reached: kill the init if it lives,
-/// then forget it. Used by a failed create and by `delete`.
-pub fn destroy(container: Container) {
-    if let Err(e) = destroy_checked(container, false) {
-        eprintln!("hull: warning: {e}");
+/// Undo a container whatever state it reached (a failed create or start):
+/// `destroy_checked`, with a failure only reported.
+pub fn destroy(container: Container, log: &Logger) {
+    if let Err(e) = destroy_checked(container, false, log) {
+        log.warning(&e.to_string());
     }
 }
 
-/// `destroy`, then poststop hooks, then the state goes. With
-/// `keep_on_failure` (delete), a cgroup that cannot be removed or a failing
-/// poststop hook keeps the state so `delete` can be retried; otherwise it is
-/// only reported.
-pub fn destroy_checked(container: Container, keep_on_failure: bool) -> Result<()> {
+/// Kill the init if it lives, undo what the container holds on the host,
+/// run the poststop hooks (a failing one is a warning: deletion goes on,
+/// as the runtime spec says), then forget the container. With
+/// `keep_on_failure` (delete), a cgroup that cannot be removed keeps the
+/// state so `delete` can be retried; otherwise it is only reported.
+pub fn destroy_checked(container: Container, keep_on_failure: bool, log: &Logger) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs,
     // child cgroups it made included.
     let cgroups = crate::cgroups::destroy(&container.record.cgroups);
@@ -160,14 +163,10 @@ pub fn destroy_checked(container: Container, keep_on_failure: bool) -> Result<()
         if keep_on_failure {
             return Err(e);
         }
-        eprintln!("hull: warning: {e}");
+        log.warning(&e.to_string());
     }
-    let hooks = crate::security::poststop(&container);
-    if keep_on_failure && hooks.is_err() {
-        return hooks;
-    }
-    let _ = container.remove();
-    hooks
+    crate::security::poststop(&container, log);
+    container.remove()
 }
 
 /// temp + rename: whoever waits for the pid file never reads half a number.

@@ -1,32 +1,65 @@
 //! Where messages go: one line on stderr for a person, and, with `--log`,
 //! records in a file for a program (containerd reads the last
 //! `{"level":"error","msg":...}` line of log.json and shows it to its user).
+//!
+//! Every line carries its level word (`hull: error: ...`, `hull: warning:
+//! ...`), as runc's `level=error` does: engines and people grep for it.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
+use crate::error::{Context, Result};
+
 pub struct Logger {
-    file: Option<PathBuf>,
+    /// Opened when hull starts: a --log that cannot be opened is an error
+    /// before anything else happens, not a record lost at the end.
+    file: Option<File>,
     json: bool,
     debug: bool,
     started: Instant,
 }
 
 impl Logger {
-    pub fn new(file: Option<PathBuf>, json: bool, debug: bool) -> Self {
-        Logger {
+    pub fn new(file: Option<&Path>, json: bool, debug: bool) -> Result<Self> {
+        let file = file
+            .map(|path| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .step_at("open log file", path)
+                    .map_err(|e| e.hint("--log names a file hull can create or append to"))
+            })
+            .transpose()?;
+        Ok(Logger {
             file,
             json,
             debug,
+            started: Instant::now(),
+        })
+    }
+
+    /// A logger that writes to stderr only (for when --log itself failed).
+    pub fn stderr_only() -> Self {
+        Logger {
+            file: None,
+            json: false,
+            debug: false,
             started: Instant::now(),
         }
     }
 
     pub fn error(&self, msg: &str) {
-        eprintln!("hull: {msg}");
+        eprintln!("hull: error: {msg}");
         self.record("error", msg);
+    }
+
+    /// Something went wrong but the command goes on (a failing poststop hook).
+    pub fn warning(&self, msg: &str) {
+        eprintln!("hull: warning: {msg}");
+        self.record("warning", msg);
     }
 
     /// A step of a command and the time since the command began: with
@@ -41,7 +74,9 @@ impl Logger {
     }
 
     fn record(&self, level: &str, msg: &str) {
-        let Some(path) = &self.file else { return };
+        let Some(mut file) = self.file.as_ref() else {
+            return;
+        };
         let line = if self.json {
             let record = serde_json::json!({
                 "level": level,
@@ -52,10 +87,9 @@ impl Logger {
         } else {
             format!("{} {level}: {msg}\n", crate::time::rfc3339_now())
         };
-        // A log file we cannot write must not hide the error itself, which
+        // One write per record (O_APPEND): records of concurrent hulls do not
+        // interleave. A failed write must not hide the message itself, which
         // has already gone to stderr.
-        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let _ = f.write_all(line.as_bytes());
-        }
+        let _ = file.write_all(line.as_bytes());
     }
 }

@@ -6,15 +6,19 @@ use hull::{cgroups, cli, error, log, storage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "hull",
-    version,
-    about = "A fast, runc-compatible Linux container runtime"
+    about = "A fast, runc-compatible Linux container runtime",
+    disable_version_flag = true
 )]
 struct Cli {
+    /// Print the version, commit, spec and libseccomp versions (runc's shape)
+    #[arg(short = 'v', long)]
+    version: bool,
     /// Directory for the state of containers
     #[arg(long, global = true, default_value = "/run/hull")]
     root: PathBuf,
@@ -34,7 +38,7 @@ struct Cli {
     #[arg(long, global = true, default_value = storage::DEFAULT_DATA_ROOT)]
     data_root: PathBuf,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -80,34 +84,74 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let logger = log::Logger::new(cli.log.clone(), cli.log_format == "json", cli.debug);
-    let result = run(cli, &logger);
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            logger.error(&err.to_string());
-            ExitCode::from(1)
+    // `println!` to a closed pipe panics; end quietly instead (cli::out).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if cli::out::is_closed_stdout_panic(info) {
+            cli::out::reader_gone();
         }
+        default_hook(info)
+    }));
+    let cli = Cli::parse();
+    if cli.version {
+        return match cli::out::print(&version()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&log::Logger::stderr_only(), e),
+        };
     }
+    if cli.command.is_none() {
+        Cli::command()
+            .error(ErrorKind::MissingSubcommand, "a command is required")
+            .exit();
+    }
+    let logger = match log::Logger::new(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+        Ok(logger) => logger,
+        Err(e) => return fail(&log::Logger::stderr_only(), e),
+    };
+    match run(cli, &logger) {
+        Ok(code) => code,
+        Err(e) => fail(&logger, e),
+    }
+}
+
+fn fail(logger: &log::Logger, err: error::Error) -> ExitCode {
+    logger.error(&err.to_string());
+    ExitCode::from(1)
+}
+
+/// runc's `--version` shape, which dockerd parses for `docker info`: the
+/// first line holds "version", then `commit:`, `spec:` and `libseccomp:`.
+fn version() -> String {
+    let seccomp = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!(
+        "hull version {}\ncommit: {}\nspec: {}\nlibseccomp: {seccomp}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("HULL_COMMIT"),
+        hull::state::SPEC_VERSION,
+    )
 }
 
 fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
     storage::set_data_root(&cli.data_root);
     let root = cli.root;
     let ok = |_| ExitCode::SUCCESS;
-    if cli.systemd_cgroup && matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+    let Some(command) = cli.command else {
+        unreachable!("main checked that a command was given");
+    };
+    if cli.systemd_cgroup && matches!(command, Command::Create(_) | Command::Run(_)) {
         cgroups::check_systemd_flag()?;
     }
-    match cli.command {
+    match command {
         Command::Create(args) => cli::lifecycle::create(&root, args, logger).map(ok),
-        Command::Start { id } => cli::lifecycle::start(&root, &id).map(ok),
+        Command::Start { id } => cli::lifecycle::start(&root, &id, logger).map(ok),
         Command::Run(args) => cli::lifecycle::run(&root, args, logger),
         Command::Exec(args) => cli::exec::exec(&root, args, logger),
         Command::Features => cli::features::features().map(ok),
         Command::State { id } => cli::inspect::state(&root, &id).map(ok),
         Command::Kill(args) => cli::lifecycle::kill(&root, args).map(ok),
-        Command::Delete(args) => cli::lifecycle::delete(&root, args).map(ok),
+        Command::Delete(args) => cli::lifecycle::delete(&root, args, logger).map(ok),
         Command::List(args) => cli::inspect::list(&root, args).map(ok),
         Command::Spec(args) => cli::spec::spec(args).map(ok),
         Command::Pause { id } => cli::cgroups::pause(&root, &id).map(ok),

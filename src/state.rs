@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Error, Result};
 
 pub const OCI_VERSION: &str = "1.0.2";
+/// The runtime-spec release hull implements (`--version`, `features`); a
+/// config of another major version is refused.
+pub const SPEC_VERSION: &str = "1.2.0";
 const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const EXEC_FIFO_C: &std::ffi::CStr = c"exec.fifo";
@@ -215,7 +218,9 @@ impl Container {
         }
     }
 
-    /// runc's state JSON, as `state` prints it and hooks read it.
+    /// runc's state JSON, as `state` prints it: runc's keys in runc's order,
+    /// `annotations` only when there are some, `owner` empty (runc fills it
+    /// in `list` only).
     pub fn state_json(&self) -> serde_json::Value {
         let status = self.status();
         let pid = if status == Status::Stopped {
@@ -231,12 +236,39 @@ impl Container {
             "bundle": self.record.bundle,
             "rootfs": self.record.rootfs,
             "created": self.record.created,
-            "owner": self.record.owner,
-            "annotations": self.record.annotations,
         });
+        if !self.record.annotations.is_empty() {
+            state["annotations"] = self.annotations_json();
+        }
+        state["owner"] = self.record.owner.clone().into();
         // The kernel's OOM killer hit the container: kept until `delete`.
         if status == Status::Stopped && crate::cgroups::oom_kills(&self.record.cgroups) > 0 {
             state["oomKilled"] = serde_json::Value::Bool(true);
+        }
+        state
+    }
+
+    /// Sorted by key, as Go's encoding/json writes a map.
+    fn annotations_json(&self) -> serde_json::Value {
+        let sorted: std::collections::BTreeMap<_, _> = self.record.annotations.iter().collect();
+        serde_json::json!(sorted)
+    }
+
+    /// The runtime spec's state, as hooks and the seccomp agent get it:
+    /// ociVersion, id, status, pid (left out when there is none), bundle,
+    /// annotations (when there are some).
+    pub fn oci_state(&self, status: &str, pid: i32) -> serde_json::Value {
+        let mut state = serde_json::json!({
+            "ociVersion": self.record.oci_version,
+            "id": self.record.id,
+            "status": status,
+        });
+        if pid > 0 {
+            state["pid"] = pid.into();
+        }
+        state["bundle"] = serde_json::json!(self.record.bundle);
+        if !self.record.annotations.is_empty() {
+            state["annotations"] = self.annotations_json();
         }
         state
     }

@@ -146,11 +146,64 @@ pub fn openat2(
 
 /// Mark every fd from `first` up as close-on-exec, so the container process
 /// inherits exactly stdio (and the fds it was promised).
+/// The container's seccomp filter may already be loaded, and refuse
+/// close_range (too new for the profile: ENOSYS, or not allowed): then each
+/// fd listed in /proc/self/fd is marked, with calls every profile allows.
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: close_range only changes fd flags in our own table.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    Errno::result(ret).map(drop)
+    if Errno::result(ret).is_ok() {
+        return Ok(());
+    }
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| io_errno(&e))?;
+    for entry in dir {
+        let fd: RawFd = match entry.map(|e| e.file_name().to_string_lossy().parse()) {
+            Ok(Ok(fd)) => fd,
+            _ => continue,
+        };
+        if fd >= first as RawFd {
+            use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+            match fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+                // The directory's own fd, gone by now.
+                Ok(_) | Err(Errno::EBADF) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Load the seccomp BPF program `prog` into this thread with seccomp(2)
+/// SECCOMP_SET_MODE_FILTER and `flags`; the listener fd when `flags` asks
+/// for one (SECCOMP_FILTER_FLAG_NEW_LISTENER).
+pub fn seccomp_set_filter(
+    flags: u32,
+    prog: &[libc::sock_filter],
+) -> Result<Option<OwnedFd>, Errno> {
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| Errno::E2BIG)?,
+        // The kernel only reads the program.
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `prog`, both alive for the call; the kernel
+    // copies the program and returns a new fd (or 0) that nothing else owns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    let ret = Errno::result(ret)?;
+    let listener = flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0;
+    // SAFETY: with NEW_LISTENER the return value is a fresh fd, ours alone.
+    Ok(listener.then(|| unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
 }
 
 pub fn setdomainname(name: &str) -> Result<(), Errno> {
@@ -282,6 +335,13 @@ pub fn default_all_signals() {
             )
         };
     }
+}
+
+/// Reset one signal to its default action in hull itself.
+pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
+    // SAFETY: SIG_DFL installs no handler code, so no async-signal-safety
+    // question arises.
+    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
 }
 
 /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (with

@@ -95,12 +95,14 @@ mod exec;
 mod failclosed;
 #[path = "suite/network.rs"]
 mod network;
-#[path = "suite/parity_process.rs"]
-mod parity_process;
 #[path = "suite/parity_cgroups.rs"]
 mod parity_cgroups;
+#[path = "suite/parity_cli.rs"]
+mod parity_cli;
 #[path = "suite/parity_mounts.rs"]
 mod parity_mounts;
+#[path = "suite/parity_process.rs"]
+mod parity_process;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -116,6 +118,7 @@ fn main() {
         parity_process::TESTS,
         parity_cgroups::TESTS,
         parity_mounts::TESTS,
+        parity_cli::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

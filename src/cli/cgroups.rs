@@ -1,13 +1,14 @@
 //! The commands that work through a container's cgroups: pause, resume,
 //! ps, update, events.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
 
+use super::out;
 use crate::cgroups::{self, resources, Resources};
 use crate::error::{Context, Error, Result};
 use crate::state::{Container, Status, Store};
@@ -55,8 +56,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
     let c = Store::new(root).peek(&args.id)?;
     let pids = cgroups::pids(&c.record.cgroups);
     if args.format == "json" {
-        println!("{}", json!(pids));
-        return Ok(());
+        return out::line(&json!(pids).to_string());
     }
     let ps_args = if args.ps_args.is_empty() {
         vec!["-ef".to_string()]
@@ -79,18 +79,18 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
         .split_whitespace()
         .position(|h| h == "PID")
         .ok_or_else(|| Error::new("run ps").detail("no PID column in the output of ps"))?;
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{header}");
+    let mut table = format!("{header}\n");
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            let _ = writeln!(stdout, "{line}");
+            table.push_str(line);
+            table.push('\n');
         }
     }
-    Ok(())
+    out::print(&table)
 }
 
 #[derive(Args)]
@@ -244,10 +244,7 @@ fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn emit(value: serde_json::Value) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{value}")
-        .and_then(|_| out.flush())
-        .step("write events")
+    out::line(&value.to_string())
 }
 
 fn stats_event(c: &Container) -> serde_json::Value {

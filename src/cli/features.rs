@@ -35,7 +35,7 @@ pub fn features() -> Result<()> {
     caps.sort();
     let doc = serde_json::json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": crate::state::OCI_VERSION,
+        "ociVersionMax": crate::state::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::rootfs::options::KNOWN,
         "linux": {

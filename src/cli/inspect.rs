@@ -5,6 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 
+use super::out;
 use crate::error::Result;
 use crate::state::Store;
 
@@ -15,8 +16,7 @@ pub fn state(root: &Path, id: &str) -> Result<()> {
     if let Some(net) = crate::network::describe(&container.dir) {
         state["network"] = net;
     }
-    println!("{}", serde_json::to_string_pretty(&state).expect("json"));
-    Ok(())
+    out::line(&serde_json::to_string_pretty(&state).expect("json"))
 }
 
 #[derive(Args)]
@@ -33,19 +33,24 @@ pub fn list(root: &Path, args: ListArgs) -> Result<()> {
     let store = Store::new(root);
     let containers = store.list();
     if args.quiet {
-        for (record, _, _) in &containers {
-            println!("{}", record.id);
-        }
-        return Ok(());
+        let ids: String = containers
+            .iter()
+            .map(|(record, _, _)| format!("{}\n", record.id))
+            .collect();
+        return out::print(&ids);
     }
     if args.format == "json" {
+        // runc's `list` (unlike its `state`) names the owner of each
+        // container: the user owning its state directory.
         let all: Vec<_> = containers
             .iter()
-            .filter_map(|(record, _, _)| store.peek(&record.id).ok())
-            .map(|c| c.state_json())
+            .filter_map(|(record, _, uid)| {
+                let mut state = store.peek(&record.id).ok()?.state_json();
+                state["owner"] = user_name(*uid).into();
+                Some(state)
+            })
             .collect();
-        println!("{}", serde_json::Value::Array(all));
-        return Ok(());
+        return out::line(&serde_json::Value::Array(all).to_string());
     }
     let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
         .map(String::from)
@@ -65,8 +70,7 @@ pub fn list(root: &Path, args: ListArgs) -> Result<()> {
             user_name(*uid),
         ]);
     }
-    print!("{}", columns(&rows));
-    Ok(())
+    out::print(&columns(&rows))
 }
 
 fn user_name(uid: u32) -> String {

@@ -109,21 +109,17 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
         .map_err(|e| e.within(format!("create {}", opts.id)))
 }
 
-pub fn start(root: &Path, id: &str) -> Result<()> {
+pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
     let container = Store::new(root).load(id)?;
-    start_container(&container).map_err(|e| e.within(format!("start {id}")))?;
-    poststart_or_kill(&container).map_err(|e| e.within(format!("start {id}")))
-}
-
-/// poststart hooks; when one fails the container is killed (runc 1.1).
-fn poststart_or_kill(container: &Container) -> Result<()> {
-    let res = crate::security::poststart(container);
-    if res.is_err() {
-        if let Some(pid) = container.live_pid() {
-            kill_and_wait(pid, container.record.pid_start);
-        }
+    let within = |e: Error| e.within(format!("start {id}"));
+    start_container(&container).map_err(within)?;
+    // A failing poststart hook fails the start and destroys the container,
+    // as runc does.
+    if let Err(e) = crate::security::poststart(&container) {
+        create::destroy(container, log);
+        return Err(within(e));
     }
-    res
+    Ok(())
 }
 
 /// Release a created container's init: open exec.fifo (the init is blocked
@@ -216,8 +212,10 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         .pty
         .as_ref()
         .map(|master| console::attach_foreground(master.as_fd()));
-    if let Err(e) = start_container(&container).and_then(|()| poststart_or_kill(&container)) {
-        create::destroy(container);
+    if let Err(e) =
+        start_container(&container).and_then(|()| crate::security::poststart(&container))
+    {
+        create::destroy(container, log);
         return Err(e.within(format!("run {id}")));
     }
     log.step("started");
@@ -231,7 +229,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     log.step("process exited");
     if !args.keep {
         if let Ok(container) = store.load(&id) {
-            create::destroy(container);
+            create::destroy(container, log);
             log.step("deleted");
         }
     }
@@ -256,7 +254,7 @@ pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
         .map_err(|e| e.within(format!("kill {}", args.id)))
 }
 
-pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
+pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
     let store = Store::new(root);
     let container = match store.load(&args.id) {
         Ok(c) => c,
@@ -274,7 +272,7 @@ pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
-        _ => create::destroy_checked(container, true)
+        _ => create::destroy_checked(container, true, log)
             .map_err(|e| e.within(format!("delete {}", args.id))),
     }
 }

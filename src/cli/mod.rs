@@ -7,5 +7,6 @@ pub mod foreground;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;
+pub mod out;
 pub mod spec;
 pub mod storage;

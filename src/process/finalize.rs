@@ -202,14 +202,25 @@ fn resolve_exec(process: &Process, env: Vec<String>) -> Result<Exec> {
             .map(|dir| Path::new(dir).join(program))
             .find(|p| is_executable(p))
             .ok_or_else(|| {
-                Error::new(format!("exec: {program:?}"))
-                    .detail("executable file not found in $PATH")
+                exec_error(program, "executable file not found in $PATH")
                     .hint("check process.args[0] and the PATH in process.env")
             })?
     };
+    let hint = "process.args[0] must be an executable inside the rootfs";
+    match std::fs::metadata(&path) {
+        Err(e) => {
+            let why = go_strerror(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+            let detail = format!("stat {}: {why}", path.display());
+            return Err(exec_error(program, &detail).hint(hint));
+        }
+        Ok(_) if !is_executable(&path) => {
+            return Err(exec_error(program, "permission denied").hint(hint))
+        }
+        Ok(_) => {}
+    }
+    // A noexec mount passes the mode check above.
     nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK)
-        .step_at("exec", &path)
-        .map_err(|e| e.hint("process.args[0] must be an executable inside the rootfs"))?;
+        .map_err(|e| exec_error(program, &go_strerror(e)).hint(hint))?;
     Ok(Exec {
         security: security::Late::default(),
         path: cstring(&path.to_string_lossy(), "process.args[0]")?,
@@ -222,6 +233,18 @@ fn resolve_exec(process: &Process, env: Vec<String>) -> Result<Exec> {
             .map(|e| cstring(e, "process.env"))
             .collect::<Result<_>>()?,
     })
+}
+
+/// runc's words for a program it cannot run (`exec: "foo": executable file
+/// not found in $PATH`, `exec: "/x": stat /x: no such file or directory`):
+/// Docker's CLI turns exactly these into exit codes 127 and 126.
+fn exec_error(program: &str, detail: &str) -> Error {
+    Error::new(format!("exec: {program:?}")).detail(detail)
+}
+
+/// An errno as Go (and so runc) spells it: "no such file or directory".
+fn go_strerror(e: Errno) -> String {
+    e.desc().to_lowercase()
 }
 
 fn is_executable(path: &Path) -> bool {

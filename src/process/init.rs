@@ -3,7 +3,7 @@
 //! `Ready` goes back to hull over the sync channel with its cause.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -106,7 +106,7 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     let prepared = rootfs::prepare(&rootfs_cfg)?;
     ctx.log.step("init: rootfs mounts and devices");
     // prestart/createRuntime (by hull), createContainer (here), if any.
-    let from_hull = security::init_before_pivot(ctx.chan, spec)?;
+    let from_hull = security::init_before_pivot(ctx.chan, spec, rootfs_cfg.rootfs)?;
     rootfs::enter(&rootfs_cfg)?;
     ctx.log.step("init: pivot_root");
     security::sysctl::apply(spec)?;
@@ -137,6 +137,11 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
 
     // From here hull may exit (create returns): the init must outlive it.
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
+    // The seccomp filter, before we report ready (runc's order): the agent
+    // has its notify fd when `create` returns, and startContainer hooks run
+    // under the filter. What follows uses few syscalls: sendmsg, openat,
+    // write, close, the hooks, close_range (else fcntl), execve.
+    exec.security.finish_early()?;
     Ok((exec, pty))
 }
 
@@ -223,9 +228,17 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
     }
     drop(pty);
     let result = (|| -> Result<std::convert::Infallible> {
-        // Blocks until `start` opens the other end.
-        let fifo = sys::openat2(ctx.state_dir.as_fd(), EXEC_FIFO_C, libc::O_WRONLY, 0, 0)
-            .step("open exec.fifo")?;
+        // Blocks until `start` opens the other end. openat, not openat2:
+        // the seccomp filter is loaded, and profiles older than openat2
+        // refuse it (the fifo is hull's own file: no resolve flags needed).
+        let fifo = nix::fcntl::openat(
+            Some(ctx.state_dir.as_raw_fd()),
+            EXEC_FIFO_C,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(sys::own_fd)
+        .step("open exec.fifo")?;
         // Kept open (close-on-exec) until execve: `start` waits for its end
         // of file, so poststart hooks run after our process is executed.
         let mut fifo = std::fs::File::from(fifo);
@@ -234,6 +247,6 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         finalize::exec(&exec, ctx.keep_fds)
     })();
     let Err(e) = result;
-    eprintln!("hull: {e}");
+    eprintln!("hull: error: {e}");
     std::process::exit(127)
 }

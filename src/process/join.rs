@@ -97,7 +97,7 @@ pub fn spawn(
                     match sent {
                         Ok(()) => match finalize::exec(&exec, opts.preserve_fds) {
                             Err(e) => {
-                                eprintln!("hull: {e}");
+                                eprintln!("hull: error: {e}");
                                 std::process::exit(127)
                             }
                         },

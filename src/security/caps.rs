@@ -178,6 +178,14 @@ fn apply_sets(sets: &Final, plan: Option<&Plan>) -> Result<()> {
 }
 
 impl Final {
+    /// These sets once `apply_last` has run: nothing is left to drop.
+    pub fn settled(self) -> Final {
+        Final {
+            pending: false,
+            ..self
+        }
+    }
+
     /// Right before execve: drop what was kept for the seccomp load.
     /// Lowering sets never fails for lack of privilege.
     pub fn apply_last(&self) -> Result<()> {

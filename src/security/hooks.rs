@@ -1,18 +1,25 @@
-//! OCI hooks: each runs with the container's state JSON on stdin, its own
-//! args (args[0] is argv[0]) and env (hull's environment when it lists none,
-//! as runc's Go exec does), and its timeout in seconds. A hook fails when it
-//! exits non-zero, is killed, or runs past its timeout; the error is one
-//! line naming the hook and carrying what it printed.
+//! OCI hooks: each runs with the container's state JSON on stdin (the
+//! runtime spec's state: ociVersion, id, status, pid, bundle, annotations),
+//! its own args (args[0] is argv[0]) and env, and its timeout in seconds. A
+//! hook that lists no env gets the environment of whoever runs it, as with
+//! runc's Go exec: hull's for the hooks hull runs, process.env for those the
+//! init runs (runc's init has taken process.env as its own by then). A hook
+//! fails when it exits non-zero, is killed, or runs past its timeout; the
+//! error is one line naming the hook and carrying what it printed.
 //!
-//! Who runs what, and when (runc 1.1 semantics):
-//! * prestart, createRuntime — hull, in the runtime namespace, after the
-//!   init's namespaces and mounts exist, before pivot_root (status "creating").
-//! * createContainer — the init, in the container's namespaces, before pivot_root.
-//! * startContainer — the init, inside the container, just before execve.
-//! * poststart — `start`/`run`, after the process started; a failure kills
-//!   the container and fails `start`.
-//! * poststop — `delete`; the state is removed only after every poststop
-//!   hook succeeded, so a failed delete can be retried.
+//! Who runs what, where, and when (runc's order):
+//! * prestart, createRuntime — hull, in the runtime namespace and the bundle
+//!   directory, after the init's namespaces and mounts exist, before
+//!   pivot_root. Status "created" for prestart (as crun reports it: the
+//!   runtime environment exists), "creating" for createRuntime (runc).
+//! * createContainer — the init, in the container's namespaces, before
+//!   pivot_root, in the rootfs directory (rootfs-relative paths work).
+//! * startContainer — the init, inside the container as its user, in
+//!   process.cwd, under the seccomp filter, just before execve.
+//! * poststart — `start`/`run`, after the process is executed; a failure
+//!   destroys the container and fails the command (runc).
+//! * poststop — `delete`; a failing hook is a warning and the others still
+//!   run, and the container is deleted all the same (runtime spec).
 //!
 //! The hooks `start` and `delete` need are saved in the state directory at
 //! create (hooks.json), so a bundle edited later cannot change them.
@@ -93,13 +100,36 @@ pub fn init_needs_state(spec: &Spec) -> bool {
     .any(|k| !list(spec, *k).is_empty())
 }
 
+/// Where hooks run: their working directory (else the caller's), and the
+/// environment of a hook that lists none (else the caller's).
+#[derive(Clone, Copy, Default)]
+pub struct Launch<'a> {
+    pub cwd: Option<&'a Path>,
+    pub env: Option<&'a [String]>,
+}
+
 /// Run every hook of `kind`, in order; the first failure stops the rest.
-pub fn run(hooks: &[Hook], kind: Kind, state: &serde_json::Value) -> Result<()> {
+pub fn run(hooks: &[Hook], kind: Kind, state: &serde_json::Value, at: Launch) -> Result<()> {
     let input = state.to_string().into_bytes();
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, &input).map_err(|e| e.within(format!("{} hook #{i}", kind.name())))?;
+        run_one(hook, &input, at).map_err(|e| e.within(format!("{} hook #{i}", kind.name())))?;
     }
     Ok(())
+}
+
+/// Run every hook of `kind`, in order, whatever happens to the others;
+/// the failures, for the caller to report.
+pub fn run_all(hooks: &[Hook], kind: Kind, state: &serde_json::Value) -> Vec<Error> {
+    let input = state.to_string().into_bytes();
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, hook)| {
+            run_one(hook, &input, Launch::default())
+                .err()
+                .map(|e| e.within(format!("{} hook #{i}", kind.name())))
+        })
+        .collect()
 }
 
 /// At create: keep poststart and poststop hooks in the state dir.
@@ -131,18 +161,21 @@ pub fn saved(state_dir: &Path, kind: Kind) -> Result<Vec<Hook>> {
     Ok(kind.of(&hooks).to_vec())
 }
 
-fn run_one(hook: &Hook, input: &[u8]) -> Result<()> {
+fn run_one(hook: &Hook, input: &[u8], at: Launch) -> Result<()> {
     let path = hook.path();
     let mut cmd = Command::new(path);
     if let Some((first, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(first).args(rest);
     }
-    if let Some(env) = hook.env() {
+    if let Some(env) = hook.env().as_deref().or(at.env) {
         cmd.env_clear();
         for kv in env {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             cmd.env(k, v);
         }
+    }
+    if let Some(dir) = at.cwd {
+        cmd.current_dir(dir);
     }
     // Its own process group: a timeout kills the hook and what it started.
     cmd.process_group(0)

@@ -9,11 +9,14 @@
 //! * `finalize::apply_with` — every container process: oom_score_adj,
 //!   scheduler, ioprio, personality, LSM label, capabilities, and the
 //!   seccomp filter compiled (not loaded).
-//! * `Late::finish` — in `finalize::exec`, just before execve: load the
-//!   filter, hand its notify fd to the agent, drop what the load needed.
+//! * `Late::finish` — load the filter, hand its notify fd to the agent,
+//!   drop what the load needed: for the init before it reports ready (runc's
+//!   order, `finish_early`), for an exec'd process in `finalize::exec`, just
+//!   before execve.
 //! * hooks — see hooks.rs.
 
 pub mod caps;
+pub mod enosys;
 pub mod hooks;
 pub mod lsm;
 pub mod procfs;
@@ -52,13 +55,24 @@ pub struct Late {
 }
 
 impl Late {
-    /// Just before execve: load the filter (and hand over its notify fd),
-    /// then drop CAP_SYS_ADMIN if it was kept only for that load.
+    /// Load the filter (and hand over its notify fd), then drop
+    /// CAP_SYS_ADMIN if it was kept only for that load.
     pub fn finish(&self) -> Result<()> {
         if let Some(filter) = &self.seccomp {
             filter.load()?;
         }
         self.caps.apply_last()
+    }
+
+    /// `finish` now, in the init before it reports ready, as runc does: the
+    /// agent gets the notify fd during `create` (it may wait for it before
+    /// calling `start`), and startContainer hooks run under the filter.
+    /// What `finalize::exec` finishes later is then nothing.
+    pub fn finish_early(&mut self) -> Result<()> {
+        self.finish()?;
+        self.seccomp = None;
+        self.caps = self.caps.settled();
+        Ok(())
     }
 
     /// The seccomp agent's socket and the state it is told about.
@@ -92,8 +106,13 @@ pub struct FromHull {
 }
 
 /// Init side, after the mounts and before pivot_root: let hull run the
-/// prestart and createRuntime hooks, get the state, run createContainer.
-pub fn init_before_pivot(chan: &Channel, spec: &Spec) -> Result<Option<FromHull>> {
+/// prestart and createRuntime hooks, get the state, run createContainer in
+/// the rootfs directory.
+pub fn init_before_pivot(
+    chan: &Channel,
+    spec: &Spec,
+    rootfs: &std::path::Path,
+) -> Result<Option<FromHull>> {
     if !init_needs_hull(spec) {
         return Ok(None);
     }
@@ -108,32 +127,43 @@ pub fn init_before_pivot(chan: &Channel, spec: &Spec) -> Result<Option<FromHull>
     };
     let state: serde_json::Value = serde_json::from_str(&state)
         .map_err(|e| crate::error::Error::new("read state from hull").detail(e.to_string()))?;
-    hooks::run(
-        hooks::list(spec, hooks::Kind::CreateContainer),
-        hooks::Kind::CreateContainer,
-        &state,
-    )?;
+    let at = hooks::Launch {
+        cwd: Some(rootfs),
+        env: process_env(spec),
+    };
+    let kind = hooks::Kind::CreateContainer;
+    hooks::run(hooks::list(spec, kind), kind, &state, at)?;
     Ok(Some(FromHull { state, agent }))
 }
 
-/// hull side of `Msg::Hooks`: run prestart then createRuntime with the
-/// state ("creating", the init's pid), connect to the seccomp agent, and
-/// return the state JSON and the agent socket for the init.
+/// The environment of hooks the init runs and that list none.
+fn process_env(spec: &Spec) -> Option<&[String]> {
+    spec.process().as_ref()?.env().as_deref()
+}
+
+/// hull side of `Msg::Hooks`: run prestart then createRuntime in the bundle
+/// directory (runc's create runs there), connect to the seccomp agent, and
+/// return the state JSON ("creating") and the agent socket for the init.
 pub fn on_init_hooks(
     spec: &Spec,
     container: &Container,
     init: i32,
 ) -> Result<(String, Option<OwnedFd>)> {
-    let mut state = container.state_json();
-    state["status"] = "creating".into();
-    state["pid"] = init.into();
-    for kind in [hooks::Kind::Prestart, hooks::Kind::CreateRuntime] {
-        hooks::run(hooks::list(spec, kind), kind, &state)?;
+    let at = hooks::Launch {
+        cwd: Some(&container.record.bundle),
+        env: None,
+    };
+    for (kind, status) in [
+        (hooks::Kind::Prestart, "created"),
+        (hooks::Kind::CreateRuntime, "creating"),
+    ] {
+        let state = container.oci_state(status, init);
+        hooks::run(hooks::list(spec, kind), kind, &state, at)?;
     }
     let agent = agent_path(spec)
         .map(seccomp::connect_listener)
         .transpose()?;
-    Ok((state.to_string(), agent))
+    Ok((container.oci_state("creating", init).to_string(), agent))
 }
 
 /// Init side, after `start` released it, before execve: startContainer.
@@ -143,33 +173,47 @@ pub fn init_before_exec(spec: &Spec, from_hull: Option<&FromHull>) -> Result<()>
         Some(h) if !list.is_empty() => {
             let mut state = h.state.clone();
             state["status"] = "created".into();
-            hooks::run(list, hooks::Kind::StartContainer, &state)
+            let at = hooks::Launch {
+                cwd: None,
+                env: process_env(spec),
+            };
+            hooks::run(list, hooks::Kind::StartContainer, &state, at)
         }
         _ => Ok(()),
     }
 }
 
-/// `start`/`run`, once the process runs: poststart hooks. The caller kills
-/// the container when they fail (runc 1.1 does the same).
+/// `start`/`run`, once the process runs: poststart hooks, in the bundle
+/// directory. The caller destroys the container when they fail (runc).
 pub fn poststart(container: &Container) -> Result<()> {
     let list = hooks::saved(&container.dir, hooks::Kind::Poststart)?;
     if list.is_empty() {
         return Ok(());
     }
-    hooks::run(&list, hooks::Kind::Poststart, &container.state_json())
+    let state = container.oci_state("running", container.record.pid);
+    let at = hooks::Launch {
+        cwd: Some(container.record.bundle.as_path()).filter(|b| b.is_dir()),
+        env: None,
+    };
+    hooks::run(&list, hooks::Kind::Poststart, &state, at)
 }
 
 /// `delete`, after the process is gone and before the state is removed:
-/// poststop hooks. On failure the state stays, so `delete` can be retried.
-pub fn poststop(container: &Container) -> Result<()> {
-    let list = hooks::saved(&container.dir, hooks::Kind::Poststop)?;
-    if list.is_empty() {
-        return Ok(());
+/// every poststop hook, whatever the others did. A failure is a warning
+/// and deletion goes on (runtime spec), or a container whose hook fails
+/// could never be deleted.
+pub fn poststop(container: &Container, log: &crate::log::Logger) {
+    let list = match hooks::saved(&container.dir, hooks::Kind::Poststop) {
+        Ok(list) => list,
+        Err(e) => return log.warning(&e.to_string()),
+    };
+    let state = container.oci_state("stopped", 0);
+    for e in hooks::run_all(&list, hooks::Kind::Poststop, &state) {
+        log.warning(
+            &e.within(format!("delete {}", container.record.id))
+                .to_string(),
+        );
     }
-    let mut state = container.state_json();
-    state["status"] = "stopped".into();
-    state["pid"] = 0.into();
-    hooks::run(&list, hooks::Kind::Poststop, &state)
 }
 
 /// The raw fd to pass along with a message, if any.

@@ -3,28 +3,36 @@
 //! and SCMP_ACT_NOTIFY with a listener (the seccomp agent protocol runc uses).
 //!
 //! The filter is compiled before the init reports ready (a bad profile fails
-//! `create`) and loaded in `finalize::exec`, as close to execve as possible:
-//! with no_new_privs the only calls after the load are the hand-over of the
-//! notify fd (sendmsg, when the profile notifies) and execve; without it,
-//! one capset too (the load needs CAP_SYS_ADMIN, which is dropped after).
+//! `create`), exported from libseccomp as classic BPF with runc's -ENOSYS
+//! stub in front (enosys.rs), and loaded with seccomp(2) by hull itself,
+//! which also returns the notify fd. The init loads it before it reports
+//! ready, as runc does: the notify fd reaches the agent during `create`, and
+//! startContainer hooks run under the filter. An exec'd process loads it
+//! right before execve.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io::{IoSlice, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
+use nix::errno::Errno;
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::socket::{self, ControlMessage, MsgFlags};
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as Op,
 };
 
 use crate::error::{Context, Error, Result};
+use crate::sys;
 
 /// A compiled filter, ready to load.
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    /// The BPF program: the -ENOSYS stub, then libseccomp's filter.
+    prog: Vec<libc::sock_filter>,
+    /// SECCOMP_FILTER_FLAG_* for seccomp(2).
+    flags: u32,
     /// The agent's socket (connected by hull in the runtime's mount
     /// namespace) and the message that goes with the notify fd.
     agent: Option<(OwnedFd, Vec<u8>)>,
@@ -111,6 +119,9 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
     // process.noNewPrivileges' decision, not the filter's.
     ctx.set_ctl_nnp(false)
         .map_err(lib("clear the no_new_privs attribute"))?;
+    // The filter starts with the native architecture; without a list that
+    // is the only one.
+    let mut archs = vec![ScmpArch::native()];
     for arch in seccomp.architectures().iter().flatten() {
         let name = serde_json::to_value(arch)
             .ok()
@@ -121,15 +132,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
             .map_err(|_| bad(format!("architecture {name} is not supported")))?;
         ctx.add_arch(parsed)
             .map_err(lib(&format!("add architecture {name}")))?;
-    }
-    for flag in seccomp.flags().iter().flatten() {
-        match flag {
-            F::SeccompFilterFlagLog => ctx.set_ctl_log(true),
-            F::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
-            F::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
-            F::SeccompFilterFlagWaitKillableRecv => Ok(()),
-        }
-        .map_err(lib(&format!("set flag {flag}")))?;
+        archs.push(parsed);
     }
     for rule in seccomp.syscalls().iter().flatten() {
         let act = action(rule.action(), rule.errno_ret());
@@ -174,7 +177,57 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
             }
         }
     }
-    Ok(Filter { ctx, agent: None })
+    let mut prog = super::enosys::stub(seccomp, &archs);
+    prog.extend(export(&ctx)?);
+    Ok(Filter {
+        prog,
+        flags: flags(seccomp),
+        agent: None,
+    })
+}
+
+/// libseccomp's filter as classic BPF (in host byte order).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    let fd = memfd_create(c"hull-seccomp", MemFdCreateFlag::MFD_CLOEXEC)
+        .step("create a memfd for the seccomp filter")?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&mut file).map_err(lib("export filter"))?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .step("read the exported seccomp filter")?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|i| libc::sock_filter {
+            code: u16::from_ne_bytes([i[0], i[1]]),
+            jt: i[2],
+            jf: i[3],
+            k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+        })
+        .collect())
+}
+
+/// The seccomp(2) flags of the profile, plus a listener when it notifies.
+fn flags(seccomp: &LinuxSeccomp) -> u32 {
+    let mut flags = 0;
+    for flag in seccomp.flags().iter().flatten() {
+        flags |= match flag {
+            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            // Refused by validate.
+            F::SeccompFilterFlagWaitKillableRecv => 0,
+        } as u32;
+    }
+    if uses_notify(seccomp) {
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+        // TSYNC reports a failure as a thread id, which collides with the
+        // listener fd: TSYNC_ESRCH makes it an error code.
+        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC as u32 != 0 {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
+        }
+    }
+    flags
 }
 
 /// hull's side, in the runtime's mount namespace: connect to the agent's
@@ -210,27 +263,21 @@ impl Filter {
 
     /// Load the filter into this process; hand the notify fd to the agent.
     pub fn load(&self) -> Result<()> {
-        self.ctx.load().map_err(|e| {
-            let err = bad(format!("load filter: {e}"));
-            match e.errno() {
-                Some(libseccomp::error::SeccompErrno::EACCES) => {
-                    err.hint("loading a filter without noNewPrivileges needs CAP_SYS_ADMIN")
-                }
-                _ => err,
-            }
+        let notify = sys::seccomp_set_filter(self.flags, &self.prog).map_err(|e| {
+            Error::sys("linux.seccomp: load filter", None, e).hint_if(
+                Errno::EACCES,
+                "loading a filter without noNewPrivileges needs CAP_SYS_ADMIN",
+            )
         })?;
-        let Some((sock, msg)) = &self.agent else {
+        let (Some(fd), Some((sock, msg))) = (notify, &self.agent) else {
+            // No agent (an exec'd process): the fd closes, and notified
+            // syscalls fail with ENOSYS.
             return Ok(());
         };
-        let fd: RawFd = self
-            .ctx
-            .get_notify_fd()
-            .map_err(|e| bad(format!("get notify fd: {e}")))?;
-        let fds = [fd];
         socket::sendmsg::<()>(
             sock.as_raw_fd(),
             &[IoSlice::new(msg)],
-            &[ControlMessage::ScmRights(&fds)],
+            &[ControlMessage::ScmRights(&[fd.as_raw_fd()])],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
@@ -293,11 +340,8 @@ mod tests {
             "syscalls": syscalls
         }));
         let f = compile(&p).unwrap();
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .unwrap();
-        f.ctx.export_bpf(&mut out).unwrap();
+        assert!(f.prog.len() > 10);
+        assert_ne!(f.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32, 0);
     }
 
     #[test]
