@@ -32,7 +32,7 @@ pub fn open_if_terminal(
     let size = process
         .console_size()
         .map(|b| (b.height() as u16, b.width() as u16));
-    open_in_container(size, as_console, process.user().uid()).map(Some)
+    open_in_container(size, as_console).map(Some)
 }
 
 /// The runtime spec: with a terminal, /dev/console is the pty slave. The
@@ -94,9 +94,8 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
 }
 
 /// In the init: a new pty whose slave becomes our stdio and controlling
-/// terminal (we are a session leader already), owned by `uid`, the user
-/// the process will run as. Returns the master.
-pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool, uid: u32) -> Result<OwnedFd> {
+/// terminal (we are a session leader already). Returns the master.
+pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .step_at("open pty master", Path::new("/dev/ptmx"))
         .map_err(|e| {
@@ -118,7 +117,6 @@ pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool, uid: u32) -
     if let Some((rows, cols)) = size {
         sys::set_window_size(slave.as_fd(), rows, cols).step("set console size")?;
     }
-    give_to_user(&slave, &st, uid)?;
     if as_console {
         bind_console(&slave)?;
     }
@@ -127,24 +125,6 @@ pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool, uid: u32) -
         dup2(slave.as_raw_fd(), target).step("attach stdio to pty")?;
     }
     Ok(sys::own_fd(master.into_raw_fd()))
-}
-
-/// The process's user must be able to use its own terminal (reopen it,
-/// chmod it, `tty`): the slave goes to its uid, as in runc. The gid stays
-/// the one devpts gave it (its `gid=` option, the tty group). A uid or an
-/// owner that is not mapped in the user namespace leaves the slave as it is.
-fn give_to_user(slave: &OwnedFd, st: &libc::stat, uid: u32) -> Result<()> {
-    if st.st_uid == uid {
-        return Ok(());
-    }
-    match nix::unistd::fchown(
-        slave.as_raw_fd(),
-        Some(nix::unistd::Uid::from_raw(uid)),
-        None,
-    ) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => Ok(()),
-        Err(e) => Err(Error::sys("chown pty slave", None, e).detail(format!("uid {uid}"))),
-    }
 }
 
 /// For a foreground `run`/`exec` with a terminal, as runc does it: the

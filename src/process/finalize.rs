@@ -66,6 +66,7 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
         Err(Errno::EACCES | Errno::EPERM) => false,
         Err(e) => return Err(Error::sys("chdir to process.cwd", Some(cwd), e)),
     };
+    give_stdio_to_user(process.user().uid())?;
     switch_user(process)?;
     if !early {
         unistd::chdir(cwd).step_at("chdir to process.cwd", cwd)?;
@@ -148,6 +149,31 @@ fn rlimit_resource(t: PosixRlimitType) -> Resource {
         T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         T::RlimitRttime => Resource::RLIMIT_RTTIME,
     }
+}
+
+/// runc's fixStdioPermissions: stdio (a pty slave, the pipes or files the
+/// caller passed) goes to the process's uid, so a process that is not root
+/// can still reopen /dev/stdout or use its terminal. The gid stays (devpts
+/// gives a pty the tty group); /dev/null is left alone, and so is what the
+/// user namespace cannot map (EINVAL, EPERM).
+fn give_stdio_to_user(uid: u32) -> Result<()> {
+    const DEV_NULL: libc::dev_t = libc::makedev(1, 3);
+    for fd in 0..=2 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_uid == uid || st.st_rdev == DEV_NULL {
+            continue;
+        }
+        match unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM) => {}
+            Err(e) => {
+                return Err(Error::sys(format!("chown stdio fd {fd}"), None, e)
+                    .detail(format!("to uid {uid}")))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn switch_user(process: &Process) -> Result<()> {

@@ -41,6 +41,7 @@ pub const TESTS: &[Test] = &[
         Kind::HullOnly,
         preserve_fds_must_be_open,
     ),
+    t("pp_stdio_owned_by_user", Kind::Oci, stdio_owned_by_user),
     t("pp_terminal_owner_onlcr", Kind::Oci, terminal_owner_onlcr),
     t(
         "pp_exec_terminal_owner_onlcr",
@@ -573,7 +574,33 @@ fn preserve_fds_must_be_open(c: &Ctx) -> TestResult {
 }
 
 // ---------------------------------------------------------------------------------------
-// 9. terminals
+// 9. stdio and terminals
+
+/// A process that is not root can reopen its own stdout (/dev/stdout): runc gives
+/// stdio to the process's uid before switching to it. Also for exec.
+fn stdio_owned_by_user(c: &Ctx) -> TestResult {
+    let script = "echo via-dev-stdout > /dev/stdout && echo via-dev-stderr > /dev/stderr";
+    let mut cfg = sh_config(script);
+    cfg["process"]["user"] = json!({"uid": 42, "gid": 42});
+    let out = c.run_cfg(&cfg)?.ok()?;
+    ensure!(
+        out.stdout == "via-dev-stdout\n" && out.stderr == "via-dev-stderr\n",
+        "run as uid 42: stdout {:?} stderr {:?}",
+        out.stdout,
+        out.stderr
+    );
+    let id = running(c, config(&["true"]))?;
+    let out =
+        c.rt.exec(&["exec", "--user", "42", &id, "sh", "-c", script])
+            .ok()?;
+    ensure!(
+        out.stdout == "via-dev-stdout\n" && out.stderr == "via-dev-stderr\n",
+        "exec as uid 42: stdout {:?} stderr {:?}",
+        out.stdout,
+        out.stderr
+    );
+    Ok(())
+}
 
 /// Run the runtime with `args` on a new terminal of ours (its stdin, stderr and
 /// controlling terminal; stdout too unless `stdout` names a file). Returns what the
