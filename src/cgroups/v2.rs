@@ -160,6 +160,11 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
             )?;
         }
         // swappiness and disableOOMKiller have no v2 file: ignored, as runc does.
+        if m.kernel_tcp.is_some_and(|v| v != 0) {
+            eprintln!(
+                "hull: warning: memory.kernelTCP is ignored: cgroup v2 has no TCP buffer limit"
+            );
+        }
     }
     if let Some(c) = &res.cpu {
         if let Some(w) = c.shares.map(shares_to_weight).filter(|w| *w != 0) {

@@ -243,47 +243,31 @@ fn pcg_update_memory_unlimited(c: &Ctx) -> TestResult {
     if mem_limits(pid)?.is_none() {
         skip!("this kernel has no swap accounting");
     }
-    let steps: [(&[&str], (String, String)); 8] = [
-        (&["--memory", "-1"], ("max".into(), "max".into())),
-        (
-            &["--memory=64M", "--memory-swap=128M"],
-            ((64 * M).to_string(), (128 * M).to_string()),
-        ),
-        (
-            &["--memory-swap", "-1"],
-            ((64 * M).to_string(), "max".into()),
-        ),
-        (
-            &["--memory", "1G", "--memory-swap", "2G"],
-            ((1024 * M).to_string(), (2048 * M).to_string()),
-        ),
-        (
-            &["--memory", "16M", "--memory-swap", "32M"],
-            ((16 * M).to_string(), (32 * M).to_string()),
-        ),
-        (
-            &["--memory-swap", "64M"],
-            ((16 * M).to_string(), (64 * M).to_string()),
-        ),
-        (
-            &["--memory=-1", "--memory-swap=-1"],
-            ("max".into(), "max".into()),
-        ),
-        (
-            &["--memory", "32M", "--memory-swap", "64M"],
-            ((32 * M).to_string(), (64 * M).to_string()),
-        ),
+    // (update flags, memory limit in MiB, memory+swap limit in MiB)
+    let steps = [
+        ("--memory -1", "max", "max"),
+        ("--memory=64M --memory-swap=128M", "64", "128"),
+        ("--memory-swap -1", "64", "max"),
+        ("--memory 1G --memory-swap 2G", "1024", "2048"),
+        ("--memory 16M --memory-swap 32M", "16", "32"),
+        ("--memory-swap 64M", "16", "64"),
+        ("--memory=-1 --memory-swap=-1", "max", "max"),
+        ("--memory 32M --memory-swap 64M", "32", "64"),
     ];
-    for (flags, want) in steps {
+    let bytes = |mib: &str| {
+        mib.parse::<u64>()
+            .map_or(mib.to_string(), |n| (n * M).to_string())
+    };
+    for (flags, limit, memsw) in steps {
         let mut args = vec!["update"];
-        args.extend_from_slice(flags);
+        args.extend(flags.split_whitespace());
         args.push(&id);
         c.rt.exec(&args).ok()?;
         let got = mem_limits(pid)?;
+        let want = (bytes(limit), bytes(memsw));
         ensure!(
             got.as_ref() == Some(&want),
-            "after update {}: (memory, memory+swap) = {got:?}, want {want:?}",
-            flags.join(" ")
+            "after update {flags}: (memory, memory+swap) = {got:?}, want {want:?}"
         );
     }
     // v1: memory above memory+swap is refused, and nothing changes (v2
