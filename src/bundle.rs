@@ -42,6 +42,19 @@ impl Bundle {
         })
     }
 
+    /// Variables the runtime adds after process.env's own (a later entry
+    /// replaces an earlier one of the same name, see process::environ).
+    pub fn add_env(&mut self, extra: &[String]) {
+        if extra.is_empty() {
+            return;
+        }
+        if let Some(process) = self.spec.process_mut() {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.extend(extra.iter().cloned());
+            process.set_env(Some(env));
+        }
+    }
+
     pub fn process(&self) -> &Process {
         // validate() refused a config without one.
         self.spec
@@ -64,10 +77,19 @@ pub fn parse_spec(text: &[u8]) -> Result<Spec> {
         } else if field == "." {
             inner.to_string()
         } else {
-            format!("field {field}: {inner}")
+            format!("field {field}: {}", without_echo(&inner.to_string()))
         };
         Error::new("parse config").detail(what)
     })
+}
+
+/// oci-spec names a bad capability twice ("no variant for CAP_X (converted
+/// to X)"): once is enough, the value may be huge.
+fn without_echo(msg: &str) -> String {
+    match (msg.find(" (converted to "), msg.rfind(')')) {
+        (Some(start), Some(end)) if end > start => format!("{}{}", &msg[..start], &msg[end + 1..]),
+        _ => msg.to_string(),
+    }
 }
 
 fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
@@ -113,9 +135,11 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
             process.cwd()
         )));
     }
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
+    // No `linux` section means no namespaces: the mount check below refuses
+    // it rather than set up (and pivot) the caller's own root.
+    let mut no_linux = oci_spec::runtime::Linux::default();
+    no_linux.set_namespaces(None);
+    let linux = spec.linux().as_ref().unwrap_or(&no_linux);
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     let mut seen = Vec::new();
     for ns in namespaces {
@@ -142,11 +166,25 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
         return Err(bad("hostname needs a uts namespace".into())
             .hint("add {\"type\": \"uts\"} to linux.namespaces"));
     }
+    // The rootfs is mounted and pivoted inside the container's mount
+    // namespace. Without a new one that would be the caller's (or, joined by
+    // path, every process's in that namespace): the host's root would move.
     if !has(LinuxNamespaceType::Mount) {
-        return Err(
-            bad("hull needs a mount namespace to set up the rootfs".into())
-                .hint("add {\"type\": \"mount\"} to linux.namespaces"),
-        );
+        return Err(bad(
+            "no mount namespace: the rootfs would be set up over the caller's own root".into(),
+        )
+        .hint("add {\"type\": \"mount\"} to linux.namespaces"));
+    }
+    if let Some(path) = namespaces
+        .iter()
+        .find(|ns| ns.typ() == LinuxNamespaceType::Mount)
+        .and_then(|ns| ns.path().as_ref())
+    {
+        return Err(bad(format!(
+            "mount namespace path {}: joining a mount namespace would pivot the root of every process in it",
+            path.display()
+        ))
+        .hint("use {\"type\": \"mount\"} without a path; share files with bind mounts"));
     }
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err(bad("timeOffsets need a time namespace".into()));

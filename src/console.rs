@@ -32,7 +32,7 @@ pub fn open_if_terminal(
     let size = process
         .console_size()
         .map(|b| (b.height() as u16, b.width() as u16));
-    open_in_container(size, as_console).map(Some)
+    open_in_container(size, as_console, process.user().uid()).map(Some)
 }
 
 /// The runtime spec: with a terminal, /dev/console is the pty slave. The
@@ -94,8 +94,9 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
 }
 
 /// In the init: a new pty whose slave becomes our stdio and controlling
-/// terminal (we are a session leader already). Returns the master.
-pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool) -> Result<OwnedFd> {
+/// terminal (we are a session leader already), owned by `uid`, the user
+/// the process will run as. Returns the master.
+pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool, uid: u32) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .step_at("open pty master", Path::new("/dev/ptmx"))
         .map_err(|e| {
@@ -117,6 +118,7 @@ pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool) -> Result<O
     if let Some((rows, cols)) = size {
         sys::set_window_size(slave.as_fd(), rows, cols).step("set console size")?;
     }
+    give_to_user(&slave, &st, uid)?;
     if as_console {
         bind_console(&slave)?;
     }
@@ -125,6 +127,43 @@ pub fn open_in_container(size: Option<(u16, u16)>, as_console: bool) -> Result<O
         dup2(slave.as_raw_fd(), target).step("attach stdio to pty")?;
     }
     Ok(sys::own_fd(master.into_raw_fd()))
+}
+
+/// The process's user must be able to use its own terminal (reopen it,
+/// chmod it, `tty`): the slave goes to its uid, as in runc. The gid stays
+/// the one devpts gave it (its `gid=` option, the tty group). A uid or an
+/// owner that is not mapped in the user namespace leaves the slave as it is.
+fn give_to_user(slave: &OwnedFd, st: &libc::stat, uid: u32) -> Result<()> {
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    match nix::unistd::fchown(
+        slave.as_raw_fd(),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        None,
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => Ok(()),
+        Err(e) => Err(Error::sys("chown pty slave", None, e).detail(format!("uid {uid}"))),
+    }
+}
+
+/// For a foreground `run`/`exec` with a terminal, as runc does it: the
+/// process's output passed on as it wrote it (no `\n` to `\r\n` on the
+/// container's pty, so `run ... > file` gets plain lines; our own terminal
+/// still translates what it shows), our terminal's input raw, and the
+/// container's pty at our window size. Our terminal is restored on drop.
+pub fn attach_foreground(master: BorrowedFd<'_>) -> RawMode {
+    clear_onlcr(master);
+    copy_window_size(master);
+    RawMode::enter()
+}
+
+pub fn clear_onlcr(master: BorrowedFd<'_>) {
+    use nix::sys::termios::OutputFlags;
+    if let Ok(mut t) = tcgetattr(master) {
+        t.output_flags.remove(OutputFlags::ONLCR);
+        let _ = tcsetattr(master, SetArg::TCSANOW, &t);
+    }
 }
 
 /// Hand the pty master to the listener on `socket`, as runc does: one
@@ -162,6 +201,9 @@ impl RawMode {
         };
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
+        // Output stays as it was (OPOST, ONLCR), as runc leaves it: the
+        // container's pty no longer turns \n into \r\n, our terminal does.
+        raw.output_flags = saved.output_flags;
         let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
         RawMode { saved: Some(saved) }
     }

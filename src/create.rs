@@ -27,6 +27,10 @@ pub struct CreateOptions {
     pub storage: crate::storage::Extras,
     /// --network, -p: merged into the annotations (network::merge_cli).
     pub network: crate::network::Extras,
+    /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
+    /// Added to process.env (LISTEN_FDS, LISTEN_PID).
+    pub extra_env: Vec<String>,
 }
 
 pub struct Created {
@@ -40,6 +44,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
+    bundle.add_env(&opts.extra_env);
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
@@ -93,6 +98,7 @@ fn build(
             no_pivot: opts.no_pivot,
             cgroups: &cgroups,
             log,
+            keep_fds: opts.keep_fds,
         },
     )?;
     log.step("container init ready");
@@ -131,18 +137,21 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
 /// Undo a container whatever state it reached (a failed create or start):
 /// `destroy_checked`, with a failure only reported.
 pub fn destroy(container: Container, log: &Logger) {
-    if let Err(e) = destroy_checked(container, log) {
+    if let Err(e) = destroy_checked(container, false, log) {
         log.warning(&e.to_string());
     }
 }
 
 /// Kill the init if it lives, undo what the container holds on the host,
-/// run the poststop hooks (a failing one is a warning: deletion goes on,
-/// as the runtime spec says), then forget the container. Only a state
+/// run the poststop hooks, then forget the container. A failing poststop
+/// hook is a warning and deletion goes on (runtime spec). With
+/// `keep_on_failure` (delete), a cgroup that cannot be removed keeps the
+/// state so `delete` can be retried; otherwise it is only reported. A state
 /// directory that cannot be removed is an error: the container still exists.
-pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
-    // Every process of the container, through its cgroups; then the dirs.
-    let _ = crate::cgroups::destroy(&container.record.cgroups);
+pub fn destroy_checked(container: Container, keep_on_failure: bool, log: &Logger) -> Result<()> {
+    // Every process of the container, through its cgroups; then the dirs,
+    // child cgroups it made included.
+    let cgroups = crate::cgroups::destroy(&container.record.cgroups);
     if let Some(pid) = container.live_pid() {
         crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
     }
@@ -150,6 +159,13 @@ pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
     let _ = crate::storage::cleanup(&container.dir);
     // veth, lease, rules (journalled); the bridge goes with its last user.
     let _ = crate::network::cleanup(&container.dir);
+    // A cgroup left behind fails `delete`, and the record stays for a retry.
+    if let Err(e) = cgroups {
+        if keep_on_failure {
+            return Err(e);
+        }
+        log.warning(&e.to_string());
+    }
     crate::security::poststop(&container, log);
     container.remove()
 }

@@ -78,21 +78,63 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.step)?;
+        // Steps, paths and details echo values from config.json and the
+        // command line: each part is made safe for a one-line log here, so no
+        // caller can forget it.
+        f.write_str(&one_line(&self.step))?;
         if let Some(path) = &self.path {
-            write!(f, ": {}", path.display())?;
+            write!(f, ": {}", one_line(&path.to_string_lossy()))?;
         }
         if let Some(errno) = self.errno {
             write!(f, ": {errno:?}: {}", errno.desc())?;
         }
         if let Some(detail) = &self.detail {
-            write!(f, ": {detail}")?;
+            write!(f, ": {}", one_line(detail))?;
         }
         if let Some(hint) = &self.hint {
-            write!(f, " — {hint}")?;
+            write!(f, " — {}", one_line(hint))?;
         }
         Ok(())
     }
+}
+
+/// The longest run of non-blank characters an error echoes whole: a value
+/// longer than this is a mistake or an attack, and its start identifies it.
+pub const ECHO_LIMIT: usize = 200;
+/// The most any one part of an error line may take, however many values it holds.
+const PART_LIMIT: usize = 4 * ECHO_LIMIT;
+
+/// `text` made fit for one log line: control characters escaped (a newline
+/// in a value must not start a second line), each word longer than
+/// ECHO_LIMIT cut with "…", and the whole part cut at PART_LIMIT.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(PART_LIMIT + 8));
+    let mut word = 0usize;
+    let mut total = 0usize;
+    for c in text.chars() {
+        if total >= PART_LIMIT {
+            out.push('…');
+            break;
+        }
+        if c == ' ' {
+            word = 0;
+        } else {
+            word += 1;
+        }
+        if word > ECHO_LIMIT {
+            if word == ECHO_LIMIT + 1 {
+                out.push('…');
+            }
+            continue;
+        }
+        total += 1;
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Attach a step (and optionally a path) to the low-level errors of nix and std.
@@ -145,6 +187,26 @@ mod tests {
             e.to_string(),
             "create web1: mount: /data: ENOENT: No such file or directory — create it first"
         );
+    }
+
+    #[test]
+    fn control_characters_cannot_split_the_line() {
+        let e =
+            Error::new("check config").detail("bad name \"a\\nb\u{1b}[31m\"".replace("\\n", "\n"));
+        let line = e.to_string();
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
+        assert!(line.contains("a\\nb"), "{line:?}");
+    }
+
+    #[test]
+    fn a_huge_value_is_cut() {
+        let value = "CAP_".to_string() + &"A".repeat(200_000);
+        let line = Error::new("parse config")
+            .detail(format!("no variant for {value} and {value}"))
+            .to_string();
+        assert!(line.len() < 1000, "{} bytes", line.len());
+        assert!(line.contains("CAP_AAA") && line.contains('…'), "{line}");
+        assert!(one_line("short words stay").eq("short words stay"));
     }
 
     #[test]

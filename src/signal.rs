@@ -10,14 +10,19 @@ use crate::error::{Context, Error, Result};
 use crate::state::proc_start_time;
 use crate::sys;
 
-pub fn parse(text: &str) -> Result<Signal> {
+/// The signal number; 0 (only check that the target exists) as kill(1)
+/// and runc take it.
+pub fn parse(text: &str) -> Result<i32> {
     let bad = || {
         Error::new("parse signal")
             .detail(format!("invalid signal {text:?}"))
             .hint("use a name like TERM or SIGKILL, or a number like 9")
     };
     if let Ok(n) = text.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| bad());
+        return match n {
+            0 => Ok(0),
+            n => Signal::try_from(n).map(|s| s as i32).map_err(|_| bad()),
+        };
     }
     let upper = text.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -25,7 +30,7 @@ pub fn parse(text: &str) -> Result<Signal> {
     } else {
         format!("SIG{upper}")
     };
-    name.parse::<Signal>().map_err(|_| bad())
+    name.parse::<Signal>().map(|s| s as i32).map_err(|_| bad())
 }
 
 /// A pidfd for `pid`, only if it is still the process that started at
@@ -40,9 +45,9 @@ pub fn pidfd_if_ours(pid: i32, start: u64) -> Result<OwnedFd> {
 }
 
 /// Signal the process `pid` that started at `start`, and no other.
-pub fn send(pid: i32, start: u64, signal: Signal) -> Result<()> {
+pub fn send(pid: i32, start: u64, signal: i32) -> Result<()> {
     let fd = pidfd_if_ours(pid, start)?;
-    sys::pidfd_send_signal(fd.as_fd(), signal as i32)
+    sys::pidfd_send_signal(fd.as_fd(), signal)
         .step("send signal")
         .map_err(|e| e.hint_if(Errno::ESRCH, "no such process: the container has exited"))
 }
@@ -53,16 +58,17 @@ mod tests {
 
     #[test]
     fn accepts_names_prefixed_names_and_numbers() {
-        assert_eq!(parse("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse("sigkill").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse("9").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse("SIGUSR1").unwrap(), Signal::SIGUSR1);
+        assert_eq!(parse("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse("9").unwrap(), libc::SIGKILL);
+        assert_eq!(parse("SIGUSR1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse("0").unwrap(), 0);
     }
 
     #[test]
     fn rejects_unknown_names_and_numbers() {
         assert!(parse("FOO").is_err());
-        assert!(parse("0").is_err());
+        assert!(parse("-1").is_err());
         assert!(parse("99").is_err());
         assert!(parse("").is_err());
     }

@@ -236,6 +236,8 @@ pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
 pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// The atime bits are one field, not independent flags: clearing any of them
 /// must name the whole field.
 pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;
@@ -257,12 +259,38 @@ pub fn mount_setattr(
     attr_set: u64,
     attr_clr: u64,
 ) -> Result<(), Errno> {
-    let attr = MountAttr {
-        attr_set,
-        attr_clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set,
+            attr_clr,
+            propagation: 0,
+            userns_fd: 0,
+        },
+    )
+}
+
+/// mount_setattr(MOUNT_ATTR_IDMAP): make the detached mount `fd` (and, with
+/// `recursive`, those below it) show ids through the mapping of `userns`.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
+}
+
+fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH as u32;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
@@ -276,19 +304,60 @@ pub fn mount_setattr(
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(ret).map(drop)
 }
 
-/// Reset `signal` to its default action (exec keeps SIG_IGN, so an ignored
-/// signal in hull would stay ignored in the container).
+/// Put one signal back to its default action (hull ignores SIGPIPE).
 pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
     // SAFETY: SIG_DFL installs no handler code, so no async-signal-safety
     // question arises.
     unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
+}
+
+/// Reset every signal, realtime ones included, to its default action (exec
+/// keeps SIG_IGN, so a signal ignored in hull would stay ignored in the
+/// container). The raw syscall, because the C library refuses to touch the
+/// signals it reserves (32 and 33), which a parent may have ignored too.
+pub fn default_all_signals() {
+    // The kernel's struct sigaction: handler, flags, restorer, mask.
+    let action: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `action` is a valid kernel sigaction that installs no
+        // handler code (SIG_DFL); no old action is written back; 8 is the
+        // size of the kernel's signal mask.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                action.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                8usize,
+            )
+        };
+    }
+}
+
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (with
+/// the mounts below it if `recursive`), as an fd, to attach with move_mount.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `path` is a valid C string that outlives the call; the
+    // returned fd is new and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)? as RawFd;
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The size of the terminal on `fd` as (rows, columns).
@@ -423,6 +492,26 @@ pub fn move_mount_to(mnt: BorrowedFd<'_>, target: &CStr) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// move_mount(2) of the detached mount `mnt` onto what the fd `target`
+/// refers to (MOVE_MOUNT_T_EMPTY_PATH: no path is looked up, and a
+/// /proc/self/fd path would name the link itself, not follow it).
+pub fn move_mount_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: both paths are the static empty C string; the fds are valid for
+    // the call. The syscall only attaches a mount and returns no resources.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// The names of the extended attributes of `path` (not following a final
 /// symlink), as the kernel lists them: NUL-separated.
 pub fn llistxattr(path: &CStr) -> Result<Vec<u8>, Errno> {
@@ -477,9 +566,13 @@ pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> Result<(), Errno> {
 // bpf(2) for the cgroup-v2 device filter.
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_PROG_ATTACH: i32 = 8;
+const BPF_PROG_DETACH: i32 = 9;
+const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+const BPF_PROG_QUERY: i32 = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
+const BPF_F_REPLACE: u32 = 4;
 
 #[repr(C)]
 #[derive(Default)]
@@ -558,26 +651,87 @@ struct BpfProgAttach {
     replace_bpf_fd: u32,
 }
 
-/// Attach a device program to the cgroup directory `cgroup`.
-pub fn bpf_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
-    let attr = BpfProgAttach {
+/// Attach a device program to the cgroup directory `cgroup`; with `replace`,
+/// in place of that program, in one step (BPF_F_REPLACE).
+pub fn bpf_attach_cgroup_device(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    replace: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
+    let mut attr = BpfProgAttach {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
+        attach_flags: BPF_F_ALLOW_MULTI | if replace.is_some() { BPF_F_REPLACE } else { 0 },
+        replace_bpf_fd: replace.map_or(0, |r| r.as_raw_fd() as u32),
+    };
+    bpf_call(BPF_PROG_ATTACH, &mut attr).map(drop)
+}
+
+/// Detach the device program `prog` from the cgroup directory `cgroup`.
+pub fn bpf_detach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Errno> {
+    let mut attr = BpfProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: 0,
         replace_bpf_fd: 0,
     };
-    // SAFETY: `attr` is a valid bpf_attr prefix of the size we pass and
-    // outlives the call; both fds are open for its duration.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_ATTACH,
-            &attr as *const BpfProgAttach,
-            std::mem::size_of::<BpfProgAttach>(),
-        )
+    bpf_call(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+#[repr(C)]
+struct BpfProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+#[repr(C)]
+struct BpfGetFdById {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// The device programs attached to the cgroup directory `cgroup` itself.
+pub fn bpf_cgroup_device_progs(cgroup: BorrowedFd<'_>) -> Result<Vec<OwnedFd>, Errno> {
+    let mut ids = [0u32; 64];
+    let mut query = BpfProgQuery {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
     };
-    Errno::result(ret).map(drop)
+    bpf_call(BPF_PROG_QUERY, &mut query)?;
+    let n = (query.prog_cnt as usize).min(ids.len());
+    ids[..n]
+        .iter()
+        .map(|id| {
+            let mut attr = BpfGetFdById {
+                prog_id: *id,
+                next_id: 0,
+                open_flags: 0,
+            };
+            bpf_call(BPF_PROG_GET_FD_BY_ID, &mut attr).map(|fd| own_fd(fd as RawFd))
+        })
+        .collect()
+}
+
+/// bpf(2) with `attr`, a bpf_attr prefix for command `cmd`.
+/// Taken mutably: some commands write results into it (prog_cnt).
+fn bpf_call<T>(cmd: i32, attr: &mut T) -> Result<i64, Errno> {
+    // SAFETY: every caller passes a #[repr(C)] bpf_attr prefix for `cmd`,
+    // exclusively borrowed for the call; the pointers inside it (prog_ids)
+    // point to buffers of the sizes given, which outlive the call too.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
+    Errno::result(ret)
 }
 
 // ---------------------------------------------------------------------------

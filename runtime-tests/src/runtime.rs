@@ -159,6 +159,26 @@ impl Runtime {
         self.bin.file_name().and_then(|n| n.to_str()) == Some("hull")
     }
 
+    /// The version of a runc under test ("runc version 1.1.5+ds1"), None for
+    /// other runtimes.
+    pub fn runc_version(&self) -> Option<(u32, u32, u32)> {
+        if self.is_hull() {
+            return None;
+        }
+        let out = self.exec(&["--version"]).stdout;
+        let v = out.lines().find_map(|l| l.strip_prefix("runc version "))?;
+        let n: Vec<u32> = v
+            .split(|ch: char| !ch.is_ascii_digit())
+            .filter_map(|x| x.parse().ok())
+            .take(3)
+            .collect();
+        Some((
+            n.first().copied().unwrap_or(0),
+            n.get(1).copied().unwrap_or(0),
+            n.get(2).copied().unwrap_or(0),
+        ))
+    }
+
     /// Start `$RUNTIME --root <root> <args>` in the background, in `cwd` if given.
     pub fn spawn_in(&self, args: &[&str], cwd: Option<&Path>) -> std::io::Result<Spawned> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);

@@ -91,10 +91,18 @@ const TESTS: &[Test] = &[
 mod cgroups;
 #[path = "suite/exec.rs"]
 mod exec;
+#[path = "suite/failclosed.rs"]
+mod failclosed;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/parity_cgroups.rs"]
+mod parity_cgroups;
 #[path = "suite/parity_cli.rs"]
 mod parity_cli;
+#[path = "suite/parity_mounts.rs"]
+mod parity_mounts;
+#[path = "suite/parity_process.rs"]
+mod parity_process;
 #[path = "suite/security.rs"]
 mod security;
 #[path = "suite/storage.rs"]
@@ -105,8 +113,12 @@ fn main() {
         TESTS,
         cgroups::TESTS,
         exec::TESTS,
+        failclosed::TESTS,
         network::TESTS,
         parity_cli::TESTS,
+        parity_process::TESTS,
+        parity_cgroups::TESTS,
+        parity_mounts::TESTS,
         security::TESTS,
         storage::TESTS,
     ]

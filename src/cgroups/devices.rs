@@ -3,6 +3,7 @@
 //! devices.deny lines or as a cgroup-v2 eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE).
 
 use super::resources::DeviceRule;
+use crate::error::{Error, Result};
 
 /// One rule: type 'a' | 'b' | 'c', major/minor (None = any), access "rwm".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,36 +61,158 @@ pub fn defaults() -> Vec<Rule> {
 }
 
 /// The spec's rules, then the defaults (runc applies these even when the
-/// spec has no device rules).
-pub fn rules(spec_rules: &[DeviceRule]) -> Vec<Rule> {
-    let mut out: Vec<Rule> = spec_rules
-        .iter()
-        .map(|r| {
-            let typ = r
-                .typ
-                .as_deref()
-                .and_then(|t| t.chars().next())
-                .filter(|c| matches!(c, 'a' | 'b' | 'c' | 'u' | 'p'))
-                .unwrap_or('a');
-            // 'u' (unbuffered char) and 'p' (fifo) are chars for the cgroup.
-            let typ = if typ == 'u' { 'c' } else { typ };
-            let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u32);
-            let access = r
-                .access
-                .clone()
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| "rwm".into());
-            Rule {
-                allow: r.allow,
-                typ,
-                major: num(r.major),
-                minor: num(r.minor),
-                access,
+/// spec has no device rules). A type other than a, b or c is refused (runc
+/// too); access is normalised as runc does: r, w and m kept in that order,
+/// anything else dropped ("rwa" is "rw"), and none of them left is refused.
+/// The kernel would refuse both with a bare EINVAL.
+pub fn rules(spec_rules: &[DeviceRule]) -> Result<Vec<Rule>> {
+    let mut out = Vec::with_capacity(spec_rules.len() + 12);
+    for (i, r) in spec_rules.iter().enumerate() {
+        let field = |f: &str| format!("linux.resources.devices[{i}].{f}");
+        let bad = |f: &str, v: &str, why: &str| {
+            Error::new(format!("invalid configuration: {} {v:?}", field(f))).detail(why.to_string())
+        };
+        let typ = match r.typ.as_deref().unwrap_or("a") {
+            "" | "a" => 'a',
+            "b" => 'b',
+            "c" => 'c',
+            t => return Err(bad("type", t, "a device rule's type is a, b or c")),
+        };
+        let access = match r.access.as_deref().filter(|a| !a.is_empty()) {
+            None => "rwm".to_string(),
+            Some(a) => {
+                let kept = bits_to_access(access_bits(a));
+                if kept.is_empty() {
+                    return Err(bad("access", a, "access is made of r, w and m"));
+                }
+                kept
             }
-        })
-        .filter(|r| r.typ != 'p')
-        .collect();
+        };
+        let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u32);
+        out.push(Rule {
+            allow: r.allow,
+            typ,
+            major: num(r.major),
+            minor: num(r.minor),
+            access,
+        });
+    }
     out.extend(defaults());
+    Ok(out)
+}
+
+/// The access bits (m 1, r 2, w 4) as "rwm" letters, in that order.
+fn bits_to_access(bits: i32) -> String {
+    [('r', 2), ('w', 4), ('m', 1)]
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// What a v1 devices cgroup holds: a default for every device, and
+/// exceptions to it (one per type and numbers, with their access bits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct V1Devices {
+    allow_all: bool,
+    exceptions: Vec<(char, Option<u32>, Option<u32>, i32)>,
+}
+
+impl V1Devices {
+    /// devices.list: "a *:* rwm" alone when everything is allowed (the
+    /// kernel then shows no exceptions), else the allowed exceptions.
+    fn parse(list: &str) -> Option<V1Devices> {
+        let mut exceptions = Vec::new();
+        for line in list.lines().filter(|l| !l.trim().is_empty()) {
+            let mut it = line.split_whitespace();
+            let (typ, nums, access) = (it.next()?, it.next()?, it.next().unwrap_or(""));
+            if typ == "a" {
+                return None;
+            }
+            let (maj, min) = nums.split_once(':')?;
+            let n = |s: &str| {
+                if s == "*" {
+                    Some(None)
+                } else {
+                    s.parse().ok().map(Some)
+                }
+            };
+            exceptions.push((typ.chars().next()?, n(maj)?, n(min)?, access_bits(access)));
+        }
+        Some(V1Devices {
+            allow_all: false,
+            exceptions,
+        })
+    }
+
+    /// Writing `r` to devices.allow or devices.deny, as the kernel does it.
+    fn write(&mut self, r: &Rule) {
+        if r.typ == 'a' {
+            self.allow_all = r.allow;
+            self.exceptions.clear();
+            return;
+        }
+        let bits = access_bits(&r.access);
+        let key = |e: &&mut (char, Option<u32>, Option<u32>, i32)| {
+            e.0 == r.typ && e.1 == r.major && e.2 == r.minor
+        };
+        if r.allow == self.allow_all {
+            // Back to the default for these bits: the exception shrinks.
+            if let Some(e) = self.exceptions.iter_mut().find(key) {
+                e.3 &= !bits;
+            }
+            self.exceptions.retain(|e| e.3 != 0);
+        } else if let Some(e) = self.exceptions.iter_mut().find(key) {
+            e.3 |= bits;
+        } else {
+            self.exceptions.push((r.typ, r.major, r.minor, bits));
+        }
+    }
+
+    fn bits(&self, typ: char, major: Option<u32>, minor: Option<u32>) -> i32 {
+        self.exceptions
+            .iter()
+            .find(|e| e.0 == typ && e.1 == major && e.2 == minor)
+            .map_or(0, |e| e.3)
+    }
+}
+
+/// The writes that take a v1 devices cgroup whose devices.list reads
+/// `list` to what `rules` give. Where both deny by default (every real
+/// config), only the difference is written, access taken away first: a
+/// device both allow stays usable throughout. Otherwise the rules are
+/// written in order, as at create.
+pub fn v1_update(list: &str, rules: &[Rule]) -> Vec<Rule> {
+    let Some(now) = V1Devices::parse(list) else {
+        return rules.to_vec();
+    };
+    let mut want = now.clone();
+    for r in rules {
+        want.write(r);
+    }
+    if want.allow_all {
+        return rules.to_vec();
+    }
+    let rule = |allow: bool, e: &(char, Option<u32>, Option<u32>, i32), bits: i32| Rule {
+        allow,
+        typ: e.0,
+        major: e.1,
+        minor: e.2,
+        access: bits_to_access(bits),
+    };
+    let mut out = Vec::new();
+    for e in &now.exceptions {
+        let gone = e.3 & !want.bits(e.0, e.1, e.2);
+        if gone != 0 {
+            out.push(rule(false, e, gone));
+        }
+    }
+    for e in &want.exceptions {
+        let new = e.3 & !now.bits(e.0, e.1, e.2);
+        if new != 0 {
+            out.push(rule(true, e, new));
+        }
+    }
     out
 }
 
@@ -221,7 +344,7 @@ mod tests {
             access: Some("rwm".into()),
             ..Default::default()
         }];
-        let p = program(&rules(&spec));
+        let p = program(&rules(&spec).unwrap());
         assert_eq!(run(&p, 2, 2, 1, 3), 1, "/dev/null read");
         assert_eq!(run(&p, 2, 6, 136, 4), 1, "pts rw");
         assert_eq!(run(&p, 2, 2, 42, 0), 0, "42:0 read");
@@ -237,7 +360,7 @@ mod tests {
                 access: Some("r".into()),
             },
         ];
-        let p = program(&rules(&spec));
+        let p = program(&rules(&spec).unwrap());
         assert_eq!(run(&p, 2, 2, 42, 7), 1);
         assert_eq!(run(&p, 2, 4, 42, 7), 0, "write not allowed");
     }
@@ -250,9 +373,82 @@ mod tests {
             ..Default::default()
         }];
         // The defaults come after; the 'a' rule is evaluated after them (reversed) but allows all.
-        let p = program(&rules(&spec));
+        let p = program(&rules(&spec).unwrap());
         assert_eq!(run(&p, 1, 2, 8, 0), 1);
-        assert_eq!(rules(&spec)[0].v1_line(), "a");
+        assert_eq!(rules(&spec).unwrap()[0].v1_line(), "a");
         assert_eq!(defaults()[9].v1_line(), "c 136:* rwm");
+    }
+
+    fn rule(typ: &str, major: i64, access: &str) -> DeviceRule {
+        DeviceRule {
+            allow: true,
+            typ: Some(typ.into()),
+            major: Some(major),
+            minor: Some(0),
+            access: Some(access.into()),
+        }
+    }
+
+    #[test]
+    fn access_is_normalised_and_types_checked() {
+        for (given, want) in [
+            ("rwa", "rw"),
+            ("wr", "rw"),
+            ("mrw", "rwm"),
+            ("rwmrw", "rwm"),
+            ("", "rwm"),
+        ] {
+            assert_eq!(
+                rules(&[rule("c", 42, given)]).unwrap()[0].access,
+                want,
+                "{given}"
+            );
+        }
+        assert!(rules(&[rule("c", 42, "x")]).is_err());
+        let e = rules(&[rule("z", 42, "r")]).unwrap_err().to_string();
+        assert!(e.contains("devices[0].type"), "{e}");
+    }
+
+    #[test]
+    fn v1_update_writes_only_the_difference() {
+        let deny_all = DeviceRule {
+            allow: false,
+            access: Some("rwm".into()),
+            ..Default::default()
+        };
+        let before = rules(&[deny_all.clone(), rule("c", 42, "rw")]).unwrap();
+        // What the kernel lists after `before` was written at create.
+        let mut model = V1Devices {
+            allow_all: true,
+            exceptions: vec![],
+        };
+        for r in &before {
+            model.write(r);
+        }
+        let list: String = model
+            .exceptions
+            .iter()
+            .map(|e| {
+                let r = Rule {
+                    allow: true,
+                    typ: e.0,
+                    major: e.1,
+                    minor: e.2,
+                    access: bits_to_access(e.3),
+                };
+                r.v1_line() + "\n"
+            })
+            .collect();
+        assert!(list.contains("c 42:0 rw\n"), "{list}");
+        // Same rules: nothing to write, /dev/null is never denied on the way.
+        assert!(v1_update(&list, &before).is_empty());
+        let after = rules(&[deny_all, rule("c", 42, "r"), rule("b", 8, "r")]).unwrap();
+        let lines: Vec<String> = v1_update(&list, &after)
+            .iter()
+            .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.v1_line()))
+            .collect();
+        assert_eq!(lines, ["deny c 42:0 w", "allow b 8:0 r"]);
+        // From allow-all the rules are written as they are.
+        assert_eq!(v1_update("a *:* rwm\n", &after), after);
     }
 }

@@ -8,12 +8,15 @@
 //! depending on which hierarchy holds the controller; on a hybrid host the
 //! container is also placed in the unified hierarchy, as runc does.
 
+mod check;
 pub mod devices;
 pub mod resources;
 pub mod stats;
+mod tree;
 mod v1;
 mod v2;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Error, Result};
 use crate::rootfs::mountinfo::{read_mountinfo, read_proc_cgroup, CgroupLine, MountInfo};
 pub use resources::Resources;
+pub use tree::{destroy, pids, signal_all};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -352,9 +356,10 @@ fn open_for_join(paths: &Paths) -> Result<Prepared> {
 }
 
 /// The cgroups the container's `init` is in (read from /proc/INIT/cgroup,
-/// so no state record is needed), opened for an `exec` process to join the
-/// way the init did (see Prepared).
-pub fn open_join_of(init: Pid) -> Result<Prepared> {
+/// so no state record is needed), or the existing sub-cgroups of them that
+/// `sub` names (`exec --cgroup`, see below_init), opened for an `exec`
+/// process to join the way the init did (see Prepared).
+pub fn open_join_of(init: Pid, sub: &BTreeMap<String, PathBuf>) -> Result<Prepared> {
     let mut host = Host::detect()?;
     let path = PathBuf::from(format!("/proc/{init}/cgroup"));
     let text = fs::read_to_string(&path).step_at("read cgroups of the init", &path)?;
@@ -371,20 +376,87 @@ pub fn open_join_of(init: Pid) -> Result<Prepared> {
             })
         })
         .collect();
-    open_for_join(&Paths { dirs })
+    let mut paths = Paths { dirs };
+    below_init(&mut paths, sub)?;
+    open_for_join(&paths)
 }
 
-/// The create step: plan the container's cgroups from the spec, journal
-/// them in state.json, then create them and write the resources. A failure
-/// leaves the journal for `destroy` to undo.
+/// runc's rules for `exec --cgroup`: the "" key moves the process down in
+/// every hierarchy; otherwise each named v1 controller's hierarchy (a
+/// controller the container has no directory for is an error). A path
+/// never leaves the container's cgroup.
+fn below_init(paths: &mut Paths, sub: &BTreeMap<String, PathBuf>) -> Result<()> {
+    if let Some(all) = sub.get("") {
+        for d in &mut paths.dirs {
+            d.path = join_below(&d.path, all)?;
+        }
+        return Ok(());
+    }
+    let has = |c: &String| {
+        paths
+            .dirs
+            .iter()
+            .any(|d| !d.v2 && d.controllers.contains(c))
+    };
+    if let Some(c) = sub.keys().find(|c| !has(c)) {
+        return Err(Error::new(format!("unknown controller {c} in --cgroup"))
+            .hint("name a controller the container has a cgroup for, e.g. memory:sub"));
+    }
+    for d in paths.dirs.iter_mut().filter(|d| !d.v2) {
+        // Co-mounted controllers (cpu,cpuacct) share one directory.
+        let mut rels = d.controllers.iter().filter_map(|c| sub.get(c));
+        let Some(rel) = rels.next() else { continue };
+        if rels.any(|r| r != rel) {
+            return Err(Error::new("invalid --cgroup arguments").detail(format!(
+                "controllers {} share one hierarchy but name different paths",
+                d.controllers.join(",")
+            )));
+        }
+        d.path = join_below(&d.path, rel)?;
+    }
+    Ok(())
+}
+
+fn join_below(base: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut out = base.to_path_buf();
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => {
+                out.push(n);
+                depth += 1;
+            }
+            Component::ParentDir if depth > 0 => {
+                out.pop();
+                depth -= 1;
+            }
+            Component::ParentDir => {
+                return Err(Error::new(format!(
+                    "{} is not a sub cgroup path",
+                    rel.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The create step: plan the container's cgroups from the spec, check that
+/// the host can give what it asks (before anything is made or journalled,
+/// so a refusal leaves pre-existing cgroups alone), journal them in
+/// state.json, then create them and write the resources. A failure after
+/// that leaves the journal for `destroy` to undo.
 pub fn prepare(
     spec: &oci_spec::runtime::Spec,
     container: &mut crate::state::Container,
 ) -> Result<Prepared> {
+    let res = Resources::from_spec(spec)?;
     let paths = plan_for(spec, &container.record.id)?;
+    check::before_make(&paths, &res)?;
     container.record.cgroups = paths.clone();
     container.save()?;
-    make(&paths, spec)
+    make(&paths, &res)
 }
 
 /// The create step: plan the container's cgroups from the spec, journal
@@ -395,9 +467,8 @@ pub fn plan_for(spec: &oci_spec::runtime::Spec, id: &str) -> Result<Paths> {
     host.plan(path.as_deref(), id)
 }
 
-/// Create the journalled directories and write the spec's resources.
-pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
-    let res = Resources::from_spec(spec)?;
+/// Create the journalled directories and write the resources.
+fn make(paths: &Paths, res: &Resources) -> Result<Prepared> {
     for d in &paths.dirs {
         for dir in &d.created {
             match fs::create_dir(dir) {
@@ -405,29 +476,49 @@ pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).step_at("create cgroup", dir),
             }
-            if !d.v2 && d.controllers.iter().any(|c| c == "cpuset") {
-                v1::inherit_cpuset(dir)?;
-            }
         }
     }
-    if let Some(u) = paths.unified() {
-        v2::enable_controllers(paths, u, &res)?;
+    if let Some(dir) = paths.v1("cpuset") {
+        v1::fill_cpuset(dir)?;
     }
-    apply(paths, &res, true)?;
+    if let Some(u) = paths.unified() {
+        v2::enable_controllers(paths, u, res)?;
+    }
+    apply(paths, res, When::Create)?;
     open_for_join(paths)
 }
 
+/// Which command writes the resources: `update` changes device rules
+/// without ever passing through a state that denies what both the old and
+/// the new rules allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Create,
+    Update,
+}
+
 /// Write `res` to the container's cgroups (create and `update`).
-/// `devices`: also install the device rules (not on update).
-pub fn apply(paths: &Paths, res: &Resources, devices: bool) -> Result<()> {
-    v1::apply(paths, res, devices)?;
-    v2::apply(paths, res, devices)
+pub fn apply(paths: &Paths, res: &Resources, when: When) -> Result<()> {
+    v1::apply(paths, res, when)?;
+    v2::apply(paths, res, when)
+}
+
+/// `update`: the checks of `before_make` that still apply, then `apply`.
+pub fn update(paths: &Paths, res: &Resources) -> Result<()> {
+    check::before_update(paths, res)?;
+    apply(paths, res, When::Update)
 }
 
 /// Write `value` to `dir/file`: the error names both.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
-    fs::write(&path, value).map_err(|e| {
+    // Never O_CREAT: cgroupfs refuses to create files, and a missing file
+    // must read as ENOENT (no such setting here), not as EACCES.
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+    written.map_err(|e| {
         let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
         let err = Error::sys(format!("write {value:?}"), Some(&path), errno);
         match errno {
@@ -443,133 +534,6 @@ pub(crate) fn read(dir: &Path, file: &str) -> Option<String> {
     fs::read_to_string(dir.join(file))
         .ok()
         .map(|s| s.trim().to_string())
-}
-
-/// Every pid in the container's cgroup.
-pub fn pids(paths: &Paths) -> Vec<i32> {
-    let Some(dir) = paths.procs_dir() else {
-        return Vec::new();
-    };
-    let mut out: Vec<i32> = read(dir, "cgroup.procs")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// Send `signal` to every process of the container (cgroup.kill for SIGKILL
-/// on v2). A frozen container is thawed afterwards so SIGKILL takes effect.
-pub fn signal_all(paths: &Paths, signal: i32) -> Result<()> {
-    if signal == libc::SIGKILL && paths.v2_only() {
-        if let Some(u) = paths.unified() {
-            if u.join("cgroup.kill").exists() {
-                return write(u, "cgroup.kill", "1");
-            }
-        }
-    }
-    for pid in pids(paths) {
-        let _ = nix::sys::signal::kill(
-            Pid::from_raw(pid),
-            nix::sys::signal::Signal::try_from(signal).ok(),
-        );
-    }
-    if signal == libc::SIGKILL && is_frozen(paths) {
-        let _ = freeze(paths, false);
-    }
-    Ok(())
-}
-
-/// SIGKILL every process in the container's cgroups and wait until each has
-/// exited: through pidfds, so a pid reused meanwhile is never signalled and
-/// the wait ends the moment the last process goes (no polling). Repeats while
-/// new processes appear (a fork racing the kill), until `deadline`.
-fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
-    use std::os::fd::AsFd;
-    let mut last = Vec::new();
-    loop {
-        let now = pids(paths);
-        if now.is_empty() || now == last || Instant::now() >= deadline {
-            return;
-        }
-        // A frozen task cannot act on SIGKILL until it is thawed.
-        if is_frozen(paths) {
-            let _ = freeze(paths, false);
-        }
-        let fds: Vec<OwnedFd> = now
-            .iter()
-            .filter_map(|p| crate::sys::pidfd_open(Pid::from_raw(*p)).ok())
-            .collect();
-        for fd in &fds {
-            let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        }
-        for fd in &fds {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut pfd = [nix::poll::PollFd::new(
-                fd.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms));
-        }
-        last = now;
-    }
-}
-
-/// Kill what is left in the container's cgroups and remove every directory
-/// hull made for it. Missing directories are fine (a partial record).
-pub fn destroy(paths: &Paths) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    kill_all_and_wait(paths, deadline);
-    let mut first_err = None;
-    for d in &paths.dirs {
-        // The leaf is the container's even when it existed before (a
-        // leftover of a crash); parents only when hull made them.
-        let mut todo: Vec<&PathBuf> = d.created.iter().collect();
-        if !todo.contains(&&d.path) {
-            todo.push(&d.path);
-        }
-        for dir in todo.iter().rev() {
-            let is_leaf = **dir == d.path;
-            loop {
-                match fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    // Processes still exiting: retry for the leaf.
-                    Err(e)
-                        if is_leaf
-                            && e.raw_os_error() == Some(libc::EBUSY)
-                            && Instant::now() < deadline =>
-                    {
-                        // Exited but not yet reaped by their parent: v1 gives no
-                        // event for that, so a short retry.
-                        kill_all_and_wait(paths, deadline);
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(e) => {
-                        // A shared parent still in use by another container.
-                        if is_leaf && first_err.is_none() {
-                            first_err = Some(Error::sys(
-                                "remove cgroup",
-                                Some(dir),
-                                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                            ));
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// Freeze (`true`) or thaw the container; waits until the kernel says so.

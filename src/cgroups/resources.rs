@@ -17,6 +17,7 @@ pub struct Resources {
     #[serde(rename = "blockIO")]
     pub block_io: Option<BlockIo>,
     pub hugepage_limits: Option<Vec<Hugepage>>,
+    pub network: Option<Network>,
     pub unified: Option<BTreeMap<String, String>>,
 }
 
@@ -101,6 +102,21 @@ pub struct ThrottleDevice {
 pub struct Hugepage {
     pub page_size: String,
     pub limit: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Network {
+    #[serde(rename = "classID")]
+    pub class_id: Option<u32>,
+    pub priorities: Option<Vec<InterfacePriority>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InterfacePriority {
+    pub name: String,
+    pub priority: u32,
 }
 
 impl Resources {

@@ -9,7 +9,7 @@ use nix::sys::stat::Mode;
 
 use super::devices;
 use super::resources::{Resources, ThrottleDevice};
-use super::{read, write, Paths};
+use super::{read, write, Paths, When};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
@@ -103,14 +103,14 @@ pub fn swap_max(swap: i64, limit: Option<i64>) -> Result<String> {
     }
 }
 
-pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
+pub fn apply(paths: &Paths, res: &Resources, when: When) -> Result<()> {
     let Some(dir) = paths.unified() else {
         return Ok(());
     };
     if paths.v2_only() {
         apply_controllers(dir, res)?;
-        if with_devices {
-            install_devices(dir, res)?;
+        if when == When::Create || res.devices.is_some() {
+            install_devices(dir, res, when)?;
         }
     } else if let Some(h) = res
         .hugepage_limits
@@ -137,7 +137,11 @@ pub fn apply(paths: &Paths, res: &Resources, with_devices: bool) -> Result<()> {
 fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
     if let Some(m) = &res.memory {
         let limit = m.limit.filter(|v| *v != 0);
-        if let Some(s) = m.swap.filter(|v| *v != 0) {
+        // -1 alone for memory: memory and swap unlimited (runc's rule).
+        let swap = m.swap.filter(|v| *v != 0).or(limit.filter(|l| *l == -1));
+        if let Some(s) = swap {
+            // An update may give the swap alone: the limit is the one in force.
+            let limit = limit.or_else(|| read(dir, "memory.max").and_then(|v| v.parse().ok()));
             let v = swap_max(s, limit)?;
             write(dir, "memory.swap.max", &v)?;
         }
@@ -166,7 +170,11 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
         if quota.is_some() || period.is_some() {
             let mut v = match quota {
                 Some(q) if q > 0 => q.to_string(),
-                _ => "max".into(),
+                Some(_) => "max".into(),
+                // The period alone (an update): keep the quota in force.
+                None => read(dir, "cpu.max")
+                    .and_then(|v| v.split_whitespace().next().map(str::to_string))
+                    .unwrap_or_else(|| "max".into()),
             };
             if let Some(p) = period {
                 v.push_str(&format!(" {p}"));
@@ -254,8 +262,12 @@ fn apply_controllers(dir: &Path, res: &Resources) -> Result<()> {
 }
 
 /// v2 has no devices files: an eBPF program attached to the cgroup decides.
-fn install_devices(dir: &Path, res: &Resources) -> Result<()> {
-    let rules = devices::rules(res.devices.as_deref().unwrap_or(&[]));
+/// On update the new program takes the old one's place in one step
+/// (BPF_F_REPLACE), so no device is denied on the way; with several
+/// attached (another runtime's), the new one is attached before the old
+/// ones go, so nothing is ever allowed that neither set allows.
+fn install_devices(dir: &Path, res: &Resources, when: When) -> Result<()> {
+    let rules = devices::rules(res.devices.as_deref().unwrap_or(&[]))?;
     let prog = devices::program(&rules);
     let fd = sys::bpf_load_cgroup_device(&prog).map_err(|(e, log)| {
         Error::sys("load device filter (eBPF)", None, e)
@@ -273,8 +285,25 @@ fn install_devices(dir: &Path, res: &Resources) -> Result<()> {
     .map(sys::own_fd)
     .step_at("open cgroup", dir)?;
     use std::os::fd::AsFd;
-    sys::bpf_attach_cgroup_device(cg.as_fd(), fd.as_fd())
-        .step_at("attach device filter (eBPF)", dir)
+    let old = match when {
+        When::Create => Vec::new(),
+        When::Update => {
+            sys::bpf_cgroup_device_progs(cg.as_fd()).step_at("list device filters (eBPF)", dir)?
+        }
+    };
+    let replace = match old.as_slice() {
+        [one] => Some(one.as_fd()),
+        _ => None,
+    };
+    sys::bpf_attach_cgroup_device(cg.as_fd(), fd.as_fd(), replace)
+        .step_at("attach device filter (eBPF)", dir)?;
+    if replace.is_none() {
+        for p in &old {
+            sys::bpf_detach_cgroup_device(cg.as_fd(), p.as_fd())
+                .step_at("detach old device filter (eBPF)", dir)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

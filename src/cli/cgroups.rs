@@ -99,19 +99,19 @@ pub struct UpdateArgs {
     #[arg(short, long)]
     resources: Option<PathBuf>,
     /// Memory limit (bytes, or with k/m/g suffix)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory: Option<String>,
     /// Memory soft limit
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_reservation: Option<String>,
     /// Memory plus swap limit (-1: unlimited)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
     /// Accepted for runc compatibility; kernel memory limits are ignored
     #[arg(long, hide = true)]
     kernel_memory: Option<String>,
-    /// Accepted for runc compatibility; kernel memory limits are ignored
-    #[arg(long, hide = true)]
+    /// Kernel TCP buffer limit (v1 kernels that still have it)
+    #[arg(long, hide = true, allow_hyphen_values = true)]
     kernel_memory_tcp: Option<String>,
     /// CPU CFS period (µs)
     #[arg(long)]
@@ -154,7 +154,7 @@ pub fn update(root: &Path, args: UpdateArgs) -> Result<()> {
         return Err(within(no_cgroups(&id)));
     }
     let res = update_resources(&args).map_err(within)?;
-    cgroups::apply(&c.record.cgroups, &res, false).map_err(within)
+    cgroups::update(&c.record.cgroups, &res).map_err(within)
 }
 
 fn update_resources(args: &UpdateArgs) -> Result<Resources> {
@@ -175,16 +175,18 @@ fn update_resources(args: &UpdateArgs) -> Result<Resources> {
         None => Resources::default(),
     };
     let size = |s: &Option<String>| s.as_deref().map(resources::parse_size).transpose();
-    let (limit, reservation, swap) = (
+    let (limit, reservation, swap, tcp) = (
         size(&args.memory)?,
         size(&args.memory_reservation)?,
         size(&args.memory_swap)?,
+        size(&args.kernel_memory_tcp)?,
     );
-    if limit.is_some() || reservation.is_some() || swap.is_some() {
+    if limit.is_some() || reservation.is_some() || swap.is_some() || tcp.is_some() {
         let m = res.memory.get_or_insert_with(Default::default);
         m.limit = limit.or(m.limit);
         m.reservation = reservation.or(m.reservation);
         m.swap = swap.or(m.swap);
+        m.kernel_tcp = tcp.or(m.kernel_tcp);
     }
     let cpu_given = args.cpu_period.is_some()
         || args.cpu_quota.is_some()

@@ -2,6 +2,7 @@
 //! from a process.json (`--process`, what containerd passes) or from the
 //! container's own process with the command and overrides given here.
 
+use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,23 +57,47 @@ pub struct ExecArgs {
     /// Pass N more fds (3 .. 3+N) to the process
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
+    /// Start the process even if the container is paused (it runs once resumed)
+    #[arg(long)]
+    ignore_paused: bool,
+    /// Join a sub-cgroup of the container's: [CONTROLLER[,CONTROLLER]:]PATH
+    #[arg(long = "cgroup")]
+    cgroup: Vec<String>,
     id: String,
     /// The command and its arguments (when no --process is given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
+/// runc's exit status when exec itself fails (not the process): 255, so a
+/// caller cannot take it for the process's own exit 1.
+const EXEC_FAILED: u8 = 255;
+
 pub fn exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
     let id = args.id.clone();
-    run_exec(root, args, log).map_err(|e| e.within(format!("exec {id}")))
+    match run_exec(root, args, log) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            log.error(&e.within(format!("exec {id}")).to_string());
+            Ok(ExitCode::from(EXEC_FAILED))
+        }
+    }
 }
 
 fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
+    // Before hull opens any fd of its own.
+    let preserve_fds = crate::process::fds::for_exec(args.preserve_fds)?;
+    let sub_cgroups = parse_sub_cgroups(&args.cgroup)?;
     let container = Store::new(root).peek(&args.id)?;
     match container.status() {
         Status::Running | Status::Created => {}
+        Status::Paused if args.ignore_paused => {}
         Status::Stopped => return Err(Error::new("cannot exec in a stopped container")),
-        Status::Paused => return Err(Error::new("cannot exec in a paused container")),
+        Status::Paused => {
+            return Err(Error::new(
+                "cannot exec in a paused container (use --ignore-paused to override)",
+            ))
+        }
         Status::Creating => {
             return Err(Error::new(
                 "cannot exec in a container that is being created",
@@ -81,6 +106,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
     }
     let spec = bundle_spec(&container.record.bundle);
     let process = build_process(&args, spec.as_ref())?;
+    check_process(&process)?;
     let terminal = process.terminal().unwrap_or(false);
     console::check_usable(terminal, args.console_socket.as_deref(), args.detach)?;
     log.step("load container and process");
@@ -95,7 +121,11 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
         init_fd.as_fd(),
         &process,
         spec.as_ref().and_then(|s| s.linux().as_ref()),
-        args.preserve_fds,
+        &join::Options {
+            preserve_fds,
+            sub_cgroups: &sub_cgroups,
+            plain_output: !args.detach && args.console_socket.is_none(),
+        },
     )?;
     log.step("process started");
 
@@ -105,15 +135,19 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
         pty = None;
     }
     if let Some(path) = &args.pid_file {
-        crate::create::write_pid_file(path, joined.pid)?;
+        // Nobody would know the process: it goes, as with runc.
+        if let Err(e) = crate::create::write_pid_file(path, joined.pid) {
+            let _ = nix::sys::signal::kill(joined.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(joined.pid, None);
+            return Err(e);
+        }
     }
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
-    let raw = pty.as_ref().map(|master| {
-        console::copy_window_size(master.as_fd());
-        console::RawMode::enter()
-    });
+    let raw = pty
+        .as_ref()
+        .map(|master| console::attach_foreground(master.as_fd()));
     let code = foreground::forward_signals_until_exit(joined.pid, &forwarded, pty)?;
     drop(raw);
     Ok(ExitCode::from(code))
@@ -123,15 +157,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
 /// with our command and overrides (runc's rules).
 fn build_process(args: &ExecArgs, spec: Option<&Spec>) -> Result<Process> {
     if let Some(path) = &args.process {
-        let text = std::fs::read(path).step_at("read process.json", path)?;
-        let mut de = serde_json::Deserializer::from_slice(&text);
-        return serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            Error::new("parse process.json").at(path).detail(format!(
-                "field {}: {}",
-                e.path(),
-                e.inner()
-            ))
-        });
+        return read_process_json(path);
     }
     if args.command.is_empty() {
         return Err(Error::new("exec")
@@ -161,9 +187,11 @@ fn build_process(args: &ExecArgs, spec: Option<&Spec>) -> Result<Process> {
     if !args.cap.is_empty() {
         let mut caps = process.capabilities().clone().unwrap_or_default();
         for name in &args.cap {
-            let cap: Capability = name.parse().map_err(|_| {
-                Error::new("parse --cap").detail(format!("unknown capability {name:?}"))
-            })?;
+            // As in config.json: CAP_KILL (runc's form) or KILL.
+            let cap: Capability = serde_json::from_value(serde_json::Value::from(name.as_str()))
+                .map_err(|_| {
+                    Error::new("parse --cap").detail(format!("unknown capability {name:?}"))
+                })?;
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = set.clone().unwrap_or_default();
                 s.insert(cap);
@@ -176,6 +204,63 @@ fn build_process(args: &ExecArgs, spec: Option<&Spec>) -> Result<Process> {
         process.set_capabilities(Some(caps));
     }
     Ok(process)
+}
+
+/// A process.json as containerd writes it. Without "user" the process runs
+/// as uid 0, gid 0 (runc reads it into a zero-valued user).
+fn read_process_json(path: &Path) -> Result<Process> {
+    let text = std::fs::read(path).step_at("read process.json", path)?;
+    let bad = |field: String, what: String| {
+        Error::new("parse process.json")
+            .at(path)
+            .detail(format!("field {field}: {what}"))
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(".".into(), e.to_string()))?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| bad(e.path().to_string(), e.inner().to_string()))
+}
+
+/// What runc checks of an exec'd process before it starts one.
+fn check_process(process: &Process) -> Result<()> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::new("check process").detail("args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::new("check process")
+            .detail(format!("cwd {:?} must be an absolute path", process.cwd())));
+    }
+    Ok(())
+}
+
+/// `--cgroup [CONTROLLER[,CONTROLLER]:]PATH`, repeatable, as runc parses
+/// it: controller name to the path below the container's cgroup; "" (no
+/// controller, allowed only alone) means every hierarchy.
+fn parse_sub_cgroups(args: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for arg in args {
+        let bad = || Error::new(format!("invalid --cgroup argument: {arg}"));
+        let parts: Vec<&str> = arg.splitn(3, ':').collect();
+        match parts[..] {
+            [path] => {
+                if args.len() != 1 {
+                    return Err(bad().detail("missing <controller>: prefix"));
+                }
+                out.insert(String::new(), PathBuf::from(path));
+            }
+            [controllers, path] => {
+                for c in controllers.split(',') {
+                    out.insert(c.to_string(), PathBuf::from(path));
+                }
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(out)
 }
 
 /// The container's config, for the defaults of an exec'd process and the

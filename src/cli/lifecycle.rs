@@ -37,6 +37,9 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility; hull creates no session keyring
     #[arg(long, hide = true)]
     no_new_keyring: bool,
+    /// Pass N more fds (after stdio and any LISTEN_FDS) to the process
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
     #[command(flatten)]
     storage: super::storage::StorageArgs,
     #[command(flatten)]
@@ -46,8 +49,13 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     /// `detached`: nobody will proxy a terminal, so one needs a console socket.
-    fn options(self, detached: bool) -> CreateOptions {
-        CreateOptions {
+    /// First thing a command does: the fds passed on are checked before
+    /// hull opens any of its own.
+    fn options(self, detached: bool) -> Result<CreateOptions> {
+        let passed = crate::process::fds::for_init(self.preserve_fds)?;
+        Ok(CreateOptions {
+            keep_fds: passed.count,
+            extra_env: passed.env,
             id: self.id,
             bundle: self.bundle,
             pid_file: self.pid_file,
@@ -56,7 +64,7 @@ impl CreateArgs {
             detached,
             storage: self.storage.extras(),
             network: self.network.extras(),
-        }
+        })
     }
 }
 
@@ -92,7 +100,10 @@ pub struct DeleteArgs {
 }
 
 pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
-    let opts = args.options(true);
+    let id = args.id.clone();
+    let opts = args
+        .options(true)
+        .map_err(|e| e.within(format!("create {id}")))?;
     create::create(&Store::new(root), &opts, log)
         .map(drop)
         .map_err(|e| e.within(format!("create {}", opts.id)))
@@ -184,7 +195,10 @@ fn wait_until_executed(fifo: &std::fs::File) {
 pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
     let id = args.create.id.clone();
-    let opts = args.create.options(args.detach);
+    let opts = args
+        .create
+        .options(args.detach)
+        .map_err(|e| e.within(format!("run {id}")))?;
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
     let forwarded = foreground::forwarded_signals();
@@ -194,10 +208,10 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
     let (container, pid) = (created.container, created.pid);
     // In the foreground, our terminal drives the container's.
-    let raw = created.pty.as_ref().map(|master| {
-        console::copy_window_size(master.as_fd());
-        console::RawMode::enter()
-    });
+    let raw = created
+        .pty
+        .as_ref()
+        .map(|master| console::attach_foreground(master.as_fd()));
     if let Err(e) =
         start_container(&container).and_then(|()| crate::security::poststart(&container))
     {
@@ -225,14 +239,16 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
 pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
     let container = Store::new(root).load(&args.id)?;
     let signal = signals::parse(&args.signal)?;
+    // --all: every process in the container's cgroups (cgroup.kill on v2),
+    // whatever the init's state: processes may outlive an init that had no
+    // pid namespace, and with none left there is nothing to do (runc 1.1).
+    if args.all && !container.record.cgroups.is_empty() {
+        return crate::cgroups::signal_all(&container.record.cgroups, signal)
+            .map_err(|e| e.within(format!("kill {}", args.id)));
+    }
     match container.status() {
         Status::Created | Status::Running | Status::Paused => {}
         _ => return Err(Error::new("container not running").within(format!("kill {}", args.id))),
-    }
-    // --all: every process in the container's cgroups (cgroup.kill on v2).
-    if args.all && !container.record.cgroups.is_empty() {
-        return crate::cgroups::signal_all(&container.record.cgroups, signal as i32)
-            .map_err(|e| e.within(format!("kill {}", args.id)));
     }
     signals::send(container.record.pid, container.record.pid_start, signal)
         .map_err(|e| e.within(format!("kill {}", args.id)))
@@ -256,7 +272,7 @@ pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
-        _ => create::destroy_checked(container, log)
+        _ => create::destroy_checked(container, true, log)
             .map_err(|e| e.within(format!("delete {}", args.id))),
     }
 }

@@ -82,15 +82,34 @@ pub fn container(bridge: &str, id: &str, ip: Ipv4Addr, ports: &[Mapping]) -> Str
                 Some(hip) => format!("ip daddr {hip}"),
                 None => "fib daddr type local".to_string(),
             };
+            let proto = m.proto.as_str();
             out.push_str(&format!(
-                "add rule ip {t} {chain} {dst} {} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
-                m.proto.as_str(),
-                m.host_port,
-                m.container_port
+                "add rule ip {t} {chain} {dst} {proto} dport {} dnat to {} comment \"{tag}\"\n",
+                m.host_ports(),
+                dnat_target(ip, m)
             ));
         }
     }
     out
+}
+
+/// Where a mapping's packets go: one rule for a whole range. Equal ports
+/// keep their port; shifted ones are looked up in a map built with the rule.
+fn dnat_target(ip: Ipv4Addr, m: &Mapping) -> String {
+    if m.span == 1 {
+        return format!("{ip}:{}", m.container_port);
+    }
+    if m.host_port == m.container_port {
+        return ip.to_string();
+    }
+    let pairs: Vec<String> = (0..m.span)
+        .map(|i| format!("{} : {}", m.host_port + i, m.container_port + i))
+        .collect();
+    format!(
+        "{ip} : {} dport map {{ {} }}",
+        m.proto.as_str(),
+        pairs.join(", ")
+    )
 }
 
 /// Remove the chains of one container, whether or not they exist.
@@ -147,22 +166,19 @@ pub fn flush_conntrack(m: &Mapping) {
     if m.proto != Proto::Udp {
         return;
     }
-    let mut cmd = Command::new("conntrack");
-    cmd.args([
-        "-D",
-        "-p",
-        "udp",
-        "--orig-port-dst",
-        &m.host_port.to_string(),
-    ]);
-    if let Some(ip) = m.host_ip {
-        cmd.args(["--orig-dst", &ip.to_string()]);
+    // conntrack takes one port at a time; ranges are bounded by MAX_PORTS.
+    for port in m.host_port..=m.host_end() {
+        let mut cmd = Command::new("conntrack");
+        cmd.args(["-D", "-p", "udp", "--orig-port-dst", &port.to_string()]);
+        if let Some(ip) = m.host_ip {
+            cmd.args(["--orig-dst", &ip.to_string()]);
+        }
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
-    let _ = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 #[cfg(test)]
@@ -181,6 +197,21 @@ mod tests {
         assert!(b.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.89.0.2:53"));
         assert!(b.contains("type nat hook output"));
         assert_eq!(container("hull0", "web", Ipv4Addr::LOCALHOST, &[]), "");
+        let same = ports::parse_all(["1-1024:1-1024/udp"]).unwrap();
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &same);
+        assert_eq!(b.lines().filter(|l| l.starts_with("add rule")).count(), 2);
+        assert!(
+            b.contains("udp dport 1-1024 dnat to 10.89.0.2 comment"),
+            "{b}"
+        );
+        let shifted = ports::parse_all(["8080-8081:80-81"]).unwrap();
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &shifted);
+        assert!(
+            b.contains(
+                "tcp dport 8080-8081 dnat to 10.89.0.2 : tcp dport map { 8080 : 80, 8081 : 81 }"
+            ),
+            "{b}"
+        );
         let r = remove_container("hull0", "web");
         for (chain, _) in chains("web") {
             assert!(r.contains(&format!("delete chain ip hull-hull0 {chain}")));

@@ -1,7 +1,8 @@
 //! What every container process gets right before execve, whether it is
 //! the init or a process started by `hull exec`: rlimits, user and groups,
-//! umask, cwd, no_new_privs, the executable looked up in the container's
-//! PATH, then a clean signal state and no inherited fds.
+//! umask, cwd, no_new_privs, the environment (environ.rs), the executable
+//! looked up in the container's PATH, then a clean signal state and no
+//! inherited fds.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -10,11 +11,12 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::resource::{setrlimit, Resource};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{self, Gid, Uid};
 use oci_spec::runtime::{Linux, PosixRlimitType, Process};
 
+use super::environ;
 use crate::error::{Context, Error, Result};
 use crate::security;
 use crate::sys;
@@ -29,10 +31,9 @@ pub struct Exec {
     pub security: security::Late,
 }
 
-/// `apply_with` without linux.seccomp and linux.personality.
 /// Apply the process's own settings (in this order: limits and scheduling
-/// while still privileged, then identity, then cwd as that identity, then
-/// capabilities) and find its program. `linux` brings the seccomp profile
+/// while still privileged, environment and cwd as root, then identity,
+/// then capabilities) and find its program. `linux` brings the seccomp profile
 /// (compiled here, loaded by `exec`) and the personality.
 pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
     set_rlimits(process)?;
@@ -51,8 +52,24 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
         .map(security::seccomp::compile)
         .transpose()?;
     let caps = security::caps::before_user_switch(process)?;
+    // Read as root: /etc/passwd may not be readable by the container user.
+    let env = environ::build(
+        process.env().as_deref().unwrap_or_default(),
+        process.user().uid(),
+    )?;
+    // As root first, as runc does: a cwd only root may enter (0700) still
+    // works for a process that drops to another uid. Only a permission
+    // error is retried as the user (root squashed on NFS, a userns).
+    let cwd = process.cwd().as_path();
+    let early = match unistd::chdir(cwd) {
+        Ok(()) => true,
+        Err(Errno::EACCES | Errno::EPERM) => false,
+        Err(e) => return Err(Error::sys("chdir to process.cwd", Some(cwd), e)),
+    };
     switch_user(process)?;
-    unistd::chdir(process.cwd().as_path()).step_at("chdir to process.cwd", process.cwd())?;
+    if !early {
+        unistd::chdir(cwd).step_at("chdir to process.cwd", cwd)?;
+    }
     check_cwd(process)?;
     let caps = security::caps::after_user_switch(caps, seccomp.is_some() && !nnp)?;
     if nnp {
@@ -60,7 +77,7 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
     }
     // Changing credentials may have reset it (fs.suid_dumpable).
     prctl::set_dumpable(false).step("make process undumpable")?;
-    let mut exec = resolve_exec(process)?;
+    let mut exec = resolve_exec(process, env)?;
     exec.security = security::Late {
         caps,
         seccomp,
@@ -170,9 +187,8 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
         .map_err(|_| Error::new("check process").detail(format!("{what} contains a NUL byte")))
 }
 
-fn resolve_exec(process: &Process) -> Result<Exec> {
+fn resolve_exec(process: &Process, env: Vec<String>) -> Result<Exec> {
     let args = process.args().as_deref().unwrap_or_default();
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
     let program = &args[0];
     let path = if program.contains('/') {
         PathBuf::from(program)
@@ -236,9 +252,12 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// hull blocks signals (to forward them) and Rust ignores SIGPIPE; the
-/// container's process must start with neither.
+/// hull blocks signals (to forward them), Rust ignores SIGPIPE, and whoever
+/// started hull may have ignored others (nohup ignores SIGHUP; exec keeps an
+/// ignored signal ignored). The container's process starts with none of it:
+/// a shell cannot even trap a signal that was ignored when it started.
 fn restore_signals() -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).step("reset signal mask")?;
-    sys::default_signal(Signal::SIGPIPE).step("reset SIGPIPE")
+    sys::default_all_signals();
+    Ok(())
 }

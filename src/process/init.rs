@@ -34,7 +34,12 @@ pub struct InitContext<'a> {
     pub log: &'a crate::log::Logger,
     /// v1 `tasks` files of the container's cgroups, opened by hull.
     pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
+    /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
 }
+
+/// The kernel makes `lo` first in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
 
 /// Never returns: execs the container process or exits.
 pub fn run(ctx: InitContext) -> ! {
@@ -79,9 +84,14 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     if plan.new.contains(CLONE_NEWTIME) {
         enter_time_namespace(ctx.bundle)?;
     }
+    if plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        // A new network namespace has only `lo`, down: runc brings it up.
+        crate::network::netlink::Netlink::open()?.set_up(LOOPBACK_INDEX, "lo")?;
+    }
 
     // An overlay rootfs is mounted here, inside the new mount namespace.
     let rootfs = crate::storage::mount_rootfs(ctx.bundle)?;
+    let sources = rootfs::sources::receive(ctx.chan, spec, plan.has(CloneFlags::CLONE_NEWUSER))?;
     let rootfs_cfg = RootfsConfig {
         spec,
         rootfs,
@@ -90,16 +100,20 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         new_netns: plan.new.contains(CloneFlags::CLONE_NEWNET),
         new_cgroupns: plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: ctx.no_pivot,
+        sources: &sources,
     };
     ctx.log.step("init: namespaces");
-    rootfs::prepare(&rootfs_cfg)?;
+    let prepared = rootfs::prepare(&rootfs_cfg)?;
     ctx.log.step("init: rootfs mounts and devices");
     // prestart/createRuntime (by hull), createContainer (here), if any.
     let from_hull = security::init_before_pivot(ctx.chan, spec, rootfs_cfg.rootfs)?;
     rootfs::enter(&rootfs_cfg)?;
     ctx.log.step("init: pivot_root");
     security::sysctl::apply(spec)?;
-    rootfs::finalize(&rootfs_cfg)?;
+    // /dev/console before a read-only /dev is sealed (runc's order).
+    let process = ctx.bundle.process();
+    let pty = console::open_if_terminal(process, true)?;
+    rootfs::finalize(&rootfs_cfg, prepared)?;
     ctx.log.step("init: masked and readonly paths");
 
     if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -109,8 +123,6 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         sys::setdomainname(name).step("set domainname")?;
     }
 
-    let process = ctx.bundle.process();
-    let pty = console::open_if_terminal(process, true)?;
     let mut exec = finalize::apply_with(process, spec.linux().as_ref())?;
     if let Some(h) = from_hull {
         if let Some(agent) = h.agent {
@@ -232,7 +244,7 @@ fn wait_for_start_and_exec(ctx: &InitContext, exec: Exec, pty: Option<OwnedFd>) 
         let mut fifo = std::fs::File::from(fifo);
         fifo.write_all(b"0").step("write exec.fifo")?;
         security::init_before_exec(&ctx.bundle.spec, exec.security.from_hull.as_ref())?;
-        finalize::exec(&exec, 0)
+        finalize::exec(&exec, ctx.keep_fds)
     })();
     let Err(e) = result;
     eprintln!("hull: error: {e}");

@@ -6,7 +6,7 @@
 //! at once through the init's pidfd, then gets exactly what the init's
 //! process got (finalize.rs).
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
 use nix::sys::prctl;
@@ -24,6 +24,16 @@ use crate::sys::{self, Forked};
 pub struct Joined {
     pub pid: Pid,
     pub pty: Option<OwnedFd>,
+}
+
+pub struct Options<'a> {
+    /// Fds 3 .. 3+preserve_fds go to the process.
+    pub preserve_fds: u32,
+    /// `exec --cgroup`: sub-cgroups to join instead of the init's own.
+    pub sub_cgroups: &'a std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// hull will relay the terminal in the foreground: the pty passes
+    /// output on untranslated from the first byte (console::attach_foreground).
+    pub plain_output: bool,
 }
 
 /// Namespaces of `init` that differ from ours: the ones to join.
@@ -60,35 +70,42 @@ pub fn spawn(
     init_fd: BorrowedFd<'_>,
     process: &Process,
     linux: Option<&Linux>,
-    preserve_fds: u32,
+    opts: &Options,
 ) -> Result<Joined> {
     let flags = namespaces_of(init)?;
     if flags.contains(CloneFlags::CLONE_NEWPID) {
         setns(init_fd, CloneFlags::CLONE_NEWPID).step("enter the container's pid namespace")?;
     }
     let (ours, theirs) = sync::pair()?;
-    let cgroups = crate::cgroups::open_join_of(init)?;
+    let cgroups = crate::cgroups::open_join_of(init, opts.sub_cgroups)?;
     let child = match sys::clone_fork(0, cgroups.clone_into()).step("clone exec process")? {
         Forked::Child => {
             drop(ours);
-            let err =
-                match join_and_prepare(init_fd, flags, process, linux, &theirs, &cgroups.tasks) {
-                    Ok((exec, pty)) => {
-                        let sent =
-                            theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
-                        drop(pty);
-                        match sent {
-                            Ok(()) => match finalize::exec(&exec, preserve_fds) {
-                                Err(e) => {
-                                    eprintln!("hull: error: {e}");
-                                    std::process::exit(127)
-                                }
-                            },
-                            Err(_) => std::process::exit(1),
-                        }
+            let err = match join_and_prepare(
+                init_fd,
+                flags,
+                process,
+                linux,
+                &theirs,
+                &cgroups.tasks,
+                opts,
+            ) {
+                Ok((exec, pty)) => {
+                    let sent =
+                        theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
+                    drop(pty);
+                    match sent {
+                        Ok(()) => match finalize::exec(&exec, opts.preserve_fds) {
+                            Err(e) => {
+                                eprintln!("hull: error: {e}");
+                                std::process::exit(127)
+                            }
+                        },
+                        Err(_) => std::process::exit(1),
                     }
-                    Err(e) => e,
-                };
+                }
+                Err(e) => e,
+            };
             let _ = theirs.send(&Msg::Failed(err.to_string()));
             std::process::exit(1)
         }
@@ -122,6 +139,7 @@ fn join_and_prepare(
     linux: Option<&Linux>,
     chan: &Channel,
     cgroup_tasks: &[(OwnedFd, std::path::PathBuf)],
+    opts: &Options,
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -137,6 +155,9 @@ fn join_and_prepare(
     }
     unistd::setsid().step("setsid")?;
     let pty = console::open_if_terminal(process, false)?;
+    if let Some(master) = pty.as_ref().filter(|_| opts.plain_output) {
+        console::clear_onlcr(master.as_fd());
+    }
     // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
     let exec = finalize::apply_with(process, linux)?;
     prctl::set_pdeathsig(None).step("clear parent death signal")?;

@@ -1,6 +1,8 @@
 //! Starting the container init (hull's side of the clone) and talking to it
 //! until it is ready. The child's side is init.rs.
 
+pub mod environ;
+pub mod fds;
 pub mod finalize;
 pub mod init;
 pub mod join;
@@ -10,6 +12,7 @@ pub mod sync;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::{open, OFlag};
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -28,6 +31,8 @@ pub struct SpawnOptions<'a> {
     pub cgroups: &'a crate::cgroups::Prepared,
     /// The init traces its own steps here too (`--debug`).
     pub log: &'a crate::log::Logger,
+    /// Fds 3 .. 3+keep_fds of hull go to the container's process.
+    pub keep_fds: u32,
 }
 
 /// The init, set up and waiting for `start`.
@@ -59,6 +64,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 cgroup_tasks: &cgroups.tasks,
                 no_pivot: opts.no_pivot,
                 log: opts.log,
+                keep_fds: opts.keep_fds,
             })
         }
         Forked::Parent(pid) => pid,
@@ -92,9 +98,13 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 let _ = waitpid(init, None);
                 return Err(Error::new(msg));
             }
-            Some((Msg::Mapped | Msg::Go | Msg::State(_), _)) => {
-                return Err(Error::new("sync protocol").detail("unexpected message from init"))
+            Some((Msg::OpenSources, _)) => {
+                crate::rootfs::sources::send(&ours, init, &bundle.spec, &bundle.dir)?;
             }
+            Some((
+                Msg::Mapped | Msg::Go | Msg::State(_) | Msg::Source(_) | Msg::SourcesDone,
+                _,
+            )) => return Err(Error::new("sync protocol").detail("unexpected message from init")),
             None => return Err(vanished(init)),
         }
     }
@@ -120,10 +130,19 @@ fn open_path(container: &Container) -> Result<OwnedFd> {
 
 /// The init closed the channel without a word: say how it ended.
 fn vanished(pid: Pid) -> Error {
-    let how = match waitpid(pid, None) {
+    let status = waitpid(pid, None);
+    let how = match status {
         Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
         Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
         _ => "ended".to_string(),
     };
-    Error::new("start container init").detail(format!("the init {how} during setup"))
+    let err = Error::new("start container init").detail(format!("the init {how} during setup"));
+    // Nothing in the init sends itself SIGKILL: the OOM killer does, when the
+    // container's memory limit cannot hold even the setup.
+    match status {
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {
+            err.hint("if linux.resources.memory.limit is set, it may be too small to start in")
+        }
+        _ => err,
+    }
 }

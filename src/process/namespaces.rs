@@ -139,20 +139,29 @@ pub fn write_id_maps(pid: nix::unistd::Pid, spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    let render = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+    write_maps(
+        pid,
+        linux.uid_mappings().as_deref().unwrap_or(&[]),
+        linux.gid_mappings().as_deref().unwrap_or(&[]),
+    )
+}
+
+/// Write these uid and gid maps for the user namespace of `pid`.
+pub fn write_maps(
+    pid: nix::unistd::Pid,
+    uids: &[oci_spec::runtime::LinuxIdMapping],
+    gids: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<()> {
+    let render = |maps: &[oci_spec::runtime::LinuxIdMapping]| {
         maps.iter()
-            .flatten()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect::<String>()
     };
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
-    ] {
+    for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         std::fs::write(&path, render(maps))
             .step_at("write id map", &path)
-            .map_err(|e| e.hint("check linux.uidMappings/gidMappings: ranges must not overlap"))?;
+            .map_err(|e| e.hint("check the uid and gid mappings: ranges must not overlap"))?;
     }
     Ok(())
 }

@@ -34,6 +34,13 @@ pub enum Msg {
     /// hull → init: hooks done; the state JSON (with the seccomp agent's
     /// socket when the profile notifies).
     State(String),
+    /// init → hull: open my bind mount sources on the host side
+    /// (rootfs::sources).
+    OpenSources,
+    /// hull → init: the source of spec.mounts[i], as the fd sent along.
+    Source(u32),
+    /// hull → init: every source is sent.
+    SourcesDone,
 }
 
 pub struct Channel {
@@ -125,6 +132,9 @@ fn encode(msg: &Msg) -> Vec<u8> {
         Msg::Ready => b"R".to_vec(),
         Msg::Hooks => b"H".to_vec(),
         Msg::State(json) => format!("S{json}").into_bytes(),
+        Msg::OpenSources => b"O".to_vec(),
+        Msg::Source(i) => format!("o{i}").into_bytes(),
+        Msg::SourcesDone => b"D".to_vec(),
         Msg::Failed(text) => {
             let mut v = b"E".to_vec();
             v.extend_from_slice(&text.as_bytes()[..text.len().min(MAX_MSG - 1)]);
@@ -150,6 +160,9 @@ fn decode(bytes: &[u8]) -> Result<Msg> {
         b'R' => Msg::Ready,
         b'H' => Msg::Hooks,
         b'S' => Msg::State(text.into_owned()),
+        b'O' => Msg::OpenSources,
+        b'o' => Msg::Source(text.parse().map_err(|_| bad())?),
+        b'D' => Msg::SourcesDone,
         b'E' => Msg::Failed(text.into_owned()),
         _ => return Err(bad()),
     })
@@ -170,6 +183,9 @@ mod tests {
             Msg::Ready,
             Msg::Hooks,
             Msg::State("{\"id\":\"a\"}".into()),
+            Msg::OpenSources,
+            Msg::Source(3),
+            Msg::SourcesDone,
             Msg::Failed("mount /proc: EPERM".into()),
         ] {
             a.send(&msg).unwrap();

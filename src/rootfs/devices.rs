@@ -90,26 +90,14 @@ pub fn device_list(spec: Option<&[LinuxDevice]>) -> Result<Vec<Device>> {
 
 /// runc skips all /dev setup when /dev itself is a bind from the host.
 pub fn dev_is_bound(mounts: &[Mount]) -> bool {
-    mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .iter()
-                    .flatten()
-                    .any(|o| o == "bind" || o == "rbind"))
-    })
-}
-
-fn mounted_at(mounts: &[Mount], dest: &str, typ: &str) -> bool {
     mounts
         .iter()
-        .any(|m| m.destination() == Path::new(dest) && m.typ().as_deref() == Some(typ))
+        .any(|m| super::mounts::is_dev(m.destination()) && super::mounts::is_bind(m))
 }
 
 /// Create every device and the /dev symlinks.
 pub fn create(ctx: &Ctx) -> Result<()> {
     let spec = ctx.cfg.spec;
-    let mounts: &[Mount] = spec.mounts().as_deref().unwrap_or(&[]);
     let devices = device_list(spec.linux().as_ref().and_then(|l| l.devices().as_deref()))?;
     // The node's mode is exactly what the spec says, not what umask leaves.
     let old = umask(Mode::empty());
@@ -117,21 +105,21 @@ pub fn create(ctx: &Ctx) -> Result<()> {
     umask(old);
     made?;
 
-    if mounted_at(mounts, "/dev/pts", "devpts") {
-        // /dev/ptmx must be the container's devpts instance, not the host's.
-        let (dev, _) = ctx.root.parent_of(Path::new("/dev/ptmx"))?;
-        match unlinkat(Some(dev.as_raw_fd()), "ptmx", UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(Error::sys("remove", Some(Path::new("/dev/ptmx")), e)),
-        }
-        link(ctx, "pts/ptmx", "/dev/ptmx")?;
+    // /dev/ptmx is whatever devpts is (or will be) mounted at /dev/pts,
+    // never a node of the image: as runc, with or without a devpts mount.
+    let (dev, _) = ctx.root.parent_of(Path::new("/dev/ptmx"))?;
+    match unlinkat(Some(dev.as_raw_fd()), "ptmx", UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(Error::sys("remove", Some(Path::new("/dev/ptmx")), e)),
     }
+    link(ctx, "pts/ptmx", "/dev/ptmx")?;
     link(ctx, "/proc/self/fd", "/dev/fd")?;
     link(ctx, "/proc/self/fd/0", "/dev/stdin")?;
     link(ctx, "/proc/self/fd/1", "/dev/stdout")?;
     link(ctx, "/proc/self/fd/2", "/dev/stderr")?;
-    // Only where the kernel has a kcore (runc checks the host's too).
-    if mounted_at(mounts, "/proc", "proc") && Path::new("/proc/kcore").exists() {
+    // Only where the kernel has a kcore: the host's /proc tells (runc's
+    // test, whether or not the container mounts a proc).
+    if Path::new("/proc/kcore").exists() {
         link(ctx, "/proc/kcore", "/dev/core")?;
     }
     Ok(())

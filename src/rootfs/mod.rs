@@ -5,7 +5,8 @@
 //! * `prepare`  — propagation, rootfs bind, spec mounts, devices, cwd. The
 //!   host's /proc is still visible: every mount goes through /proc/self/fd.
 //! * `enter`    — pivot_root (or move + chroot) into the rootfs.
-//! * `finalize` — readonlyPaths, maskedPaths, root.readonly, propagation.
+//! * `finalize` — read-only tmpfs and /dev mounts, readonlyPaths,
+//!   maskedPaths, root.readonly, propagation.
 //!
 //! Behaviour follows runc's rootfs_linux.go unless a comment says otherwise.
 
@@ -19,8 +20,11 @@ pub(crate) mod options;
 mod paths;
 mod pivot;
 mod resolve;
+pub mod sources;
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
@@ -45,12 +49,21 @@ pub struct RootfsConfig<'a> {
     pub new_cgroupns: bool,
     /// --no-pivot: MS_MOVE + chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// Bind sources hull opened on the host side (with a user namespace).
+    pub sources: &'a sources::Sources,
 }
 
 /// What the mount code needs: the config and the rootfs anchor.
 pub(crate) struct Ctx<'a> {
     pub cfg: &'a RootfsConfig<'a>,
     pub root: InRoot,
+    /// Mounts asked "ro" that still take files: made read-only in `finalize`.
+    pub late_ro: RefCell<Vec<(OwnedFd, PathBuf)>>,
+}
+
+/// What `prepare` leaves for `finalize`.
+pub struct Prepared {
+    late_ro: Vec<(OwnedFd, PathBuf)>,
 }
 
 const NONE: Option<&str> = None;
@@ -65,7 +78,7 @@ fn rootfs_propagation<'a>(cfg: &'a RootfsConfig) -> Option<&'a str> {
 
 /// In the init, already inside the container's new mount namespace (and
 /// pid/net/user ns), before pivot_root.
-pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
+pub fn prepare(cfg: &RootfsConfig) -> Result<Prepared> {
     // Recursively slave (by default) so no mount made below reaches the host;
     // "unbindable" is applied in finalize (see options::prepare_propagation).
     let prop = options::prepare_propagation(rootfs_propagation(cfg))?;
@@ -85,6 +98,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
     let ctx = Ctx {
         cfg,
         root: InRoot::open(cfg.rootfs)?,
+        late_ro: RefCell::new(Vec::new()),
     };
     mounts::mount_all(&ctx)?;
 
@@ -98,7 +112,9 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
             .mkdir_all(process.cwd(), Mode::from_bits_truncate(0o755))
             .map_err(|e| e.within("create process.cwd"))?;
     }
-    Ok(())
+    Ok(Prepared {
+        late_ro: ctx.late_ro.into_inner(),
+    })
 }
 
 /// The mount holding the rootfs must not be shared: the rootfs bind would
@@ -127,9 +143,17 @@ pub fn enter(cfg: &RootfsConfig) -> Result<()> {
     }
 }
 
-/// After enter: readonlyPaths, maskedPaths, root.readonly, and the final
+/// After enter (and the hooks, and /dev/console): the read-only tmpfs and
+/// /dev mounts, readonlyPaths, maskedPaths, root.readonly, and the final
 /// rootfsPropagation of "/".
-pub fn finalize(cfg: &RootfsConfig) -> Result<()> {
+pub fn finalize(cfg: &RootfsConfig, prepared: Prepared) -> Result<()> {
+    for (fd, dest) in prepared.late_ro {
+        // This mount only (not what was mounted below it), and its other
+        // flags as they are: mount_setattr, on the fd taken at mount time,
+        // so a later mount on the same destination is not the one changed.
+        crate::sys::mount_setattr(fd.as_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0)
+            .step_at("remount read-only", &dest)?;
+    }
     if let Some(linux) = cfg.spec.linux() {
         for p in linux.readonly_paths().iter().flatten() {
             paths::readonly(Path::new(p)).map_err(|e| e.within("linux.readonlyPaths"))?;

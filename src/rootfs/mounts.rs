@@ -1,7 +1,7 @@
 //! The spec's `mounts`, in order, each onto a destination resolved inside the
 //! rootfs and reached through /proc/self/fd/N.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -25,34 +25,83 @@ pub fn dir_mode() -> Mode {
 
 /// Mount every entry of `spec.mounts`, in order.
 pub fn mount_all(ctx: &Ctx) -> Result<()> {
-    for m in ctx.cfg.spec.mounts().iter().flatten() {
-        mount_one(ctx, m).map_err(|e| e.within(format!("mount {}", m.destination().display())))?;
+    for (i, m) in ctx.cfg.spec.mounts().iter().flatten().enumerate() {
+        mount_one(ctx, i, m)
+            .map_err(|e| e.within(format!("mount {}", m.destination().display())))?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
+/// Is `m` a bind mount? runc's rule plus type "bind" alone (which runc 1.1
+/// hands to mount(2) as a filesystem type, failing with ENODEV).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The host path a bind mount's source names: relative ones are relative to
+/// the bundle.
+pub fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    let source = m.source().as_deref()?;
+    Some(if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        bundle.join(source)
+    })
+}
+
+/// Is `m` an idmapped mount, and then recursively ("ridmap")? Mappings of
+/// the mount's own without either option mean "idmap".
+pub fn idmap_of(m: &Mount) -> Option<bool> {
+    let has_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    options::parse(m.options().as_deref().unwrap_or(&[]))
+        .idmap
+        .or(has_maps.then_some(false))
+}
+
+fn mount_one(ctx: &Ctx, index: usize, m: &Mount) -> Result<()> {
     let mut opts = options::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
-    if typ == "bind" {
-        // runc treats type "bind" as a bind even without the option.
-        opts.flags |= MsFlags::MS_BIND;
+    let idmapped = idmap_of(m).is_some();
+    if idmapped && !is_bind(m) {
+        return Err(Error::new("mount")
+            .detail(format!("idmapped mounts are bind mounts, not {typ}"))
+            .hint("add \"rbind\" (or \"bind\") to the options"));
     }
-    if opts.is_bind() {
-        let source = m
-            .source()
-            .as_deref()
+    if is_bind(m) {
+        opts.flags |= MsFlags::MS_BIND;
+        // runc passes what it does not know to mount(2) as data, which a bind
+        // ignores: an option it was asked for would silently not apply.
+        if !opts.data.is_empty() {
+            return Err(unknown_options(
+                &opts.data,
+                "a bind mount takes no filesystem data",
+            ));
+        }
+        let source = bind_source(m, ctx.cfg.bundle)
             .ok_or_else(|| Error::new("bind mount").detail("no source"))?;
-        let source = if source.is_absolute() {
-            source.to_path_buf()
-        } else {
-            ctx.cfg.bundle.join(source)
+        // Opened by hull on the host side (a user namespace may not reach
+        // it), or, idmapped, a detached copy hull made of it.
+        return match (ctx.cfg.sources.get(index), idmapped) {
+            (Some(fd), false) => bind_at(ctx, &source, &fd_path(fd), None, dest, &opts),
+            (Some(tree), true) => bind_at(ctx, &source, &fd_path(tree), Some(tree), dest, &opts),
+            (None, false) => bind(ctx, &source, dest, &opts),
+            (None, true) => Err(Error::new("idmapped mount")
+                .at(&source)
+                .detail("hull made no idmapped copy of the source")
+                .hint("idmapped mounts need hull to run as root")),
         };
-        return bind(ctx, &source, dest, &opts);
     }
     let source = m.source().as_deref().unwrap_or(Path::new(typ));
     match typ {
+        "cgroup" | "cgroup2" if !opts.data.is_empty() => Err(unknown_options(
+            &opts.data,
+            "hull mounts the cgroup hierarchies itself, with no filesystem data",
+        )),
         "cgroup" | "cgroup2" => cgroup::mount(ctx, dest, typ, &opts),
         // Root may mount sysfs for any network namespace (runc does); a user
         // namespace only for one it owns.
@@ -82,29 +131,96 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
     }
 }
 
+fn unknown_options(data: &str, why: &str) -> Error {
+    Error::new("mount options")
+        .detail(format!("unknown option(s) {data:?}: {why}"))
+        .hint("remove them; `hull features` lists the options hull knows")
+}
+
 /// A new filesystem instance (proc, tmpfs, devpts, mqueue, sysfs, overlay...).
 pub fn fresh(ctx: &Ctx, source: &Path, dest: &Path, typ: &str, opts: &MountOptions) -> Result<()> {
+    let tmpfs = typ == "tmpfs";
+    if opts.copy_up && !tmpfs {
+        return Err(Error::new("mount")
+            .at(dest)
+            .detail(format!("\"tmpcopyup\" is for tmpfs mounts, not {typ}")));
+    }
+    // What the image has there, before the tmpfs covers it.
+    let image_mode = if tmpfs { dir_mode_of(ctx, dest) } else { None };
     let target = ctx.root.mkdir_all(dest, dir_mode())?;
     check_proc_dest(ctx, dest, &target, typ == "proc")?;
     check_sys_dest(ctx, dest, &target, typ == "sysfs")?;
     if typ == "proc" || typ == "sysfs" {
         check_not_redirected(ctx, dest, &target, typ)?;
     }
-    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let data = match image_mode {
+        // A tmpfs over a directory looks like it (setuid/setgid/sticky bits
+        // too), unless the options say mode=, which comes later and wins.
+        // runc 1.1.5 chmods after the mount instead, so mode= loses there.
+        Some(mode) if opts.data.is_empty() => Some(format!("mode={mode:04o}")),
+        Some(mode) => Some(format!("mode={mode:04o},{}", opts.data)),
+        None => opts.data().map(str::to_owned),
+    };
+    let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+    // Files still go in (device nodes into /dev, the image's files into a
+    // tmpcopyup, hooks' files): read-only comes in `finalize`, as in runc.
+    let late_ro = flags.contains(MsFlags::MS_RDONLY) && (tmpfs || is_dev(dest));
+    if late_ro {
+        flags -= MsFlags::MS_RDONLY;
+    }
     mount(
         Some(source),
         &fd_path(&target),
         Some(typ),
         flags,
-        opts.data(),
+        data.as_deref(),
     )
     .step_at(&format!("mount {typ}"), dest)?;
-    after_mount(ctx, dest, opts)
+    if opts.copy_up {
+        // `target` still names the image's directory, now underneath.
+        let top = ctx.root.open_path("open mount", dest)?;
+        crate::storage::layers::copy_contents(&fd_path(&target), &fd_path(&top))
+            .map_err(|e| e.within("tmpcopyup"))?;
+    }
+    after_mount(ctx, dest, opts)?;
+    if late_ro {
+        let top = ctx.root.open_path("open mount", dest)?;
+        ctx.late_ro.borrow_mut().push((top, dest.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The permission bits of the directory at `dest` in the rootfs, if one is
+/// there.
+fn dir_mode_of(ctx: &Ctx, dest: &Path) -> Option<u32> {
+    let fd = ctx.root.resolve(dest).ok()?;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
+}
+
+/// Is `dest` the container's /dev (runc compares the cleaned path)?
+pub fn is_dev(dest: &Path) -> bool {
+    super::resolve::clean(dest) == [std::ffi::OsString::from("dev")]
 }
 
 /// A bind mount of the host path `source` onto `dest` in the rootfs.
 pub fn bind(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let meta = std::fs::metadata(source)
+    bind_at(ctx, source, source, None, dest, opts)
+}
+
+/// `bind`, reaching the source through `reach` (the path itself, or the
+/// /proc/self/fd path of an fd hull opened for it); errors name `source`.
+/// With `tree` (a detached mount hull made), that mount is attached
+/// instead of a new bind.
+fn bind_at(
+    ctx: &Ctx,
+    source: &Path,
+    reach: &Path,
+    tree: Option<&OwnedFd>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<()> {
+    let meta = std::fs::metadata(reach)
         .step_at("bind source", source)
         .map_err(|e| e.hint_if(Errno::ENOENT, "the source does not exist on the host"))?;
     let target = if meta.is_dir() {
@@ -112,15 +228,20 @@ pub fn bind(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Resul
     } else {
         ctx.root.create_file(dest)?
     };
-    let source_is_proc = statfs(source).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
+    let source_is_proc = statfs(reach).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
     check_proc_dest(ctx, dest, &target, source_is_proc)?;
-    let source_is_sysfs = statfs(source).is_ok_and(|s| s.filesystem_type() == SYSFS_MAGIC);
+    let source_is_sysfs = statfs(reach).is_ok_and(|s| s.filesystem_type() == SYSFS_MAGIC);
     check_sys_dest(ctx, dest, &target, source_is_sysfs)?;
-    let mut flags = MsFlags::MS_BIND;
-    if opts.is_recursive() {
-        flags |= MsFlags::MS_REC;
+    if let Some(tree) = tree {
+        sys::move_mount_onto(tree.as_fd(), target.as_fd())
+            .step_at("attach idmapped mount", source)?;
+    } else {
+        let mut flags = MsFlags::MS_BIND;
+        if opts.is_recursive() {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(reach), &fd_path(&target), NONE, flags, NONE).step_at("bind mount", source)?;
     }
-    mount(Some(source), &fd_path(&target), NONE, flags, NONE).step_at("bind mount", source)?;
     if !opts.remount_flags().is_empty() {
         let top = ctx.root.open_path("open mount", dest)?;
         remount_bind(&top, opts.remount_flags(), opts).step_at("remount", dest)?;

@@ -25,6 +25,11 @@ pub struct MountOptions {
     /// Everything mount(2) does not know as a flag, passed as fs data
     /// (`mode=755,size=65536k`, `newinstance,ptmxmode=0666`).
     pub data: String,
+    /// "tmpcopyup": seed a tmpfs with what the image has at its destination.
+    pub copy_up: bool,
+    /// "idmap" (false) or "ridmap" (true: the mounts below it too): an
+    /// idmapped bind mount.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -37,15 +42,13 @@ impl Default for MountOptions {
             rec_clear: 0,
             rec_atime: None,
             data: String::new(),
+            copy_up: false,
+            idmap: None,
         }
     }
 }
 
 impl MountOptions {
-    pub fn is_bind(&self) -> bool {
-        self.flags.contains(MsFlags::MS_BIND)
-    }
-
     pub fn is_recursive(&self) -> bool {
         self.flags.contains(MsFlags::MS_REC)
     }
@@ -95,6 +98,7 @@ pub const KNOWN: &[&str] = &[
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "rbind",
     "relatime",
     "remount",
@@ -103,6 +107,7 @@ pub const KNOWN: &[&str] = &[
     "silent",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "private",
     "rprivate",
@@ -128,6 +133,12 @@ pub const KNOWN: &[&str] = &[
     "rexec",
     "rnodiratime",
     "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
+    "tmpcopyup",
+    "notmpcopyup",
+    "idmap",
+    "ridmap",
 ];
 
 /// Is `name` an option hull interprets (rather than passes as fs data)?
@@ -137,7 +148,15 @@ fn is_known(name: &str) -> bool {
         || propagation(name).is_some()
         || rec_atime(name).is_some()
         || rec_attr(name).is_some()
+        || matches!(
+            name,
+            "rnorelatime" | "tmpcopyup" | "notmpcopyup" | "idmap" | "ridmap"
+        )
 }
+
+/// MS_NOSYMFOLLOW (Linux 5.10) and its statfs bit, which nix does not name.
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+const ST_NOSYMFOLLOW: FsFlags = FsFlags::from_bits_retain(0x2000);
 
 /// Set (true) or clear (false) a flag, runc's table.
 fn flag(name: &str) -> Option<(bool, MsFlags)> {
@@ -167,6 +186,7 @@ fn flag(name: &str) -> Option<(bool, MsFlags)> {
         "norelatime" => (false, F::MS_RELATIME),
         "nostrictatime" => (false, F::MS_STRICTATIME),
         "nosuid" => (true, F::MS_NOSUID),
+        "nosymfollow" => (true, MS_NOSYMFOLLOW),
         "rbind" => (true, F::MS_BIND | F::MS_REC),
         "relatime" => (true, F::MS_RELATIME),
         "remount" => (true, F::MS_REMOUNT),
@@ -175,6 +195,7 @@ fn flag(name: &str) -> Option<(bool, MsFlags)> {
         "silent" => (true, F::MS_SILENT),
         "strictatime" => (true, F::MS_STRICTATIME),
         "suid" => (false, F::MS_NOSUID),
+        "symfollow" => (false, MS_NOSYMFOLLOW),
         "sync" => (true, F::MS_SYNCHRONOUS),
         _ => return None,
     })
@@ -197,11 +218,15 @@ pub fn propagation(name: &str) -> Option<MsFlags> {
 }
 
 /// The recursive atime mode options: the atime bits are one field.
+/// "ratime" and "rnostrictatime" (the kernel's default mode, like mount(8)'s
+/// "atime"/"nostrictatime") are relatime; runc 1.1 asks the kernel to clear
+/// part of the field there, which it refuses (EINVAL). "rnorelatime" is not
+/// here: see `parse`.
 fn rec_atime(name: &str) -> Option<u64> {
     use sys::{MOUNT_ATTR_NOATIME, MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME};
     Some(match name {
         "rrelatime" | "ratime" | "rnostrictatime" => MOUNT_ATTR_RELATIME,
-        "rnorelatime" | "rstrictatime" => MOUNT_ATTR_STRICTATIME,
+        "rstrictatime" => MOUNT_ATTR_STRICTATIME,
         "rnoatime" => MOUNT_ATTR_NOATIME,
         _ => return None,
     })
@@ -224,6 +249,8 @@ fn rec_attr(name: &str) -> Option<(bool, u64)> {
         "rexec" => (false, NOEXEC),
         "rnodiratime" => (true, NODIRATIME),
         "rdiratime" => (false, NODIRATIME),
+        "rnosymfollow" => (true, sys::MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (false, sys::MOUNT_ATTR_NOSYMFOLLOW),
         _ => return None,
     })
 }
@@ -255,9 +282,14 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
             }
         } else if let Some(a) = rec_atime(opt) {
             out.rec_atime = Some(a);
-        } else if opt == "tmpcopyup" {
-            // runc extension (copy the image's files into a fresh tmpfs): not
-            // supported; ignoring it leaves an empty tmpfs, never a wrong one.
+        } else if opt == "rnorelatime" {
+            // As runc: "clear relatime" names no atime mode of its own, so
+            // the mount keeps the one it has (like "norelatime" on a bind
+            // remount), unless another option sets one.
+        } else if opt == "tmpcopyup" || opt == "notmpcopyup" {
+            out.copy_up = opt == "tmpcopyup";
+        } else if opt == "idmap" || opt == "ridmap" {
+            out.idmap = Some(opt == "ridmap");
         } else if !opt.is_empty() {
             data.push(opt);
         }
@@ -280,6 +312,7 @@ pub fn kept_flags(st: FsFlags, opts: &MountOptions) -> MsFlags {
         (FsFlags::ST_NODEV, F::MS_NODEV),
         (FsFlags::ST_NOEXEC, F::MS_NOEXEC),
         (FsFlags::ST_NODIRATIME, F::MS_NODIRATIME),
+        (ST_NOSYMFOLLOW, MS_NOSYMFOLLOW),
     ] {
         if st.contains(s) && !opts.cleared.contains(f) {
             keep |= f;
@@ -334,7 +367,7 @@ mod tests {
         let o = parse(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
         assert_eq!(o.flags, F::MS_NOSUID | F::MS_STRICTATIME);
         assert_eq!(o.data(), Some("mode=755,size=65536k"));
-        assert!(!o.is_bind());
+        assert!(!o.flags.contains(F::MS_BIND));
         assert!(o.sets_atime());
     }
 
@@ -355,7 +388,7 @@ mod tests {
     #[test]
     fn rbind_ro_with_propagation() {
         let o = parse(&["rbind", "ro", "rslave", "nosuid"]);
-        assert!(o.is_bind() && o.is_recursive());
+        assert!(o.flags.contains(F::MS_BIND) && o.is_recursive());
         assert_eq!(o.remount_flags(), F::MS_RDONLY | F::MS_NOSUID);
         assert_eq!(o.propagation, vec![F::MS_SLAVE | F::MS_REC]);
         assert_eq!(o.data(), None);
@@ -374,7 +407,7 @@ mod tests {
     #[test]
     fn plain_bind_needs_no_remount() {
         let o = parse(&["bind", "rw", "private"]);
-        assert!(o.is_bind() && !o.is_recursive());
+        assert!(o.flags.contains(F::MS_BIND) && !o.is_recursive());
         assert!(o.remount_flags().is_empty());
         assert_eq!(o.propagation, vec![F::MS_PRIVATE]);
     }
@@ -395,6 +428,59 @@ mod tests {
         assert_eq!(o.rec_atime, Some(sys::MOUNT_ATTR_NOATIME));
         assert!(o.remount_flags().is_empty());
         assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn symfollow_options() {
+        let o = parse(&["nosymfollow", "rnosymfollow"]);
+        assert_eq!(o.flags, MS_NOSYMFOLLOW);
+        assert_eq!(o.rec_set, sys::MOUNT_ATTR_NOSYMFOLLOW);
+        let o = parse(&["nosymfollow", "symfollow", "rnosymfollow", "rsymfollow"]);
+        assert!(o.flags.is_empty());
+        assert_eq!(o.cleared, MS_NOSYMFOLLOW);
+        assert_eq!(o.rec_clear, sys::MOUNT_ATTR_NOSYMFOLLOW);
+        assert!(o.data.is_empty());
+        // A nosymfollow source stays so through a bind remount.
+        let st = FsFlags::from_bits_retain(0x2000) | FsFlags::ST_RELATIME;
+        assert_eq!(
+            kept_flags(st, &parse(&["bind", "ro"])),
+            MS_NOSYMFOLLOW | F::MS_RELATIME
+        );
+    }
+
+    #[test]
+    fn rnorelatime_keeps_the_atime_mode() {
+        let o = parse(&["rnorelatime"]);
+        assert_eq!(o.rec_atime, None);
+        assert!(o.data.is_empty());
+        let o = parse(&["rnoatime", "rnorelatime"]);
+        assert_eq!(o.rec_atime, Some(sys::MOUNT_ATTR_NOATIME));
+        assert_eq!(parse(&["ratime"]).rec_atime, Some(sys::MOUNT_ATTR_RELATIME));
+        assert_eq!(
+            parse(&["rstrictatime"]).rec_atime,
+            Some(sys::MOUNT_ATTR_STRICTATIME)
+        );
+    }
+
+    #[test]
+    fn tmpcopyup_is_not_data() {
+        let o = parse(&["tmpcopyup", "size=1m"]);
+        assert!(o.copy_up);
+        assert_eq!(o.data, "size=1m");
+        assert!(!parse(&["tmpcopyup", "notmpcopyup"]).copy_up);
+    }
+
+    #[test]
+    fn unknown_options_are_data() {
+        assert_eq!(parse(&["rbind", "bogus", "idmapx"]).data, "bogus,idmapx");
+    }
+
+    #[test]
+    fn idmap_options() {
+        assert_eq!(parse(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(parse(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(parse(&["rbind"]).idmap, None);
+        assert!(parse(&["ridmap"]).data.is_empty());
     }
 
     #[test]

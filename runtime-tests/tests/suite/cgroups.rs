@@ -42,7 +42,7 @@ pub const TESTS: &[Test] = &[
 
 /// The host file `file` of the cgroup of `pid` that holds `controller`:
 /// its v1 hierarchy if it has one, else the cgroup2 one.
-fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
+pub fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let mut v2 = None;
     for line in text.lines() {
@@ -70,14 +70,14 @@ fn cg_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf, Outcome> {
     Ok(base.join(rel).join(file))
 }
 
-fn read_trim(p: &PathBuf) -> String {
+pub fn read_trim(p: &PathBuf) -> String {
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .trim()
         .to_string()
 }
 
-fn with_resources(mut cfg: Value, res: Value) -> Value {
+pub fn with_resources(mut cfg: Value, res: Value) -> Value {
     let obj = cfg["linux"]["resources"]
         .as_object_mut()
         .expect("resources");
@@ -187,7 +187,9 @@ fn cg_oom_events_and_state(c: &Ctx) -> TestResult {
     let id = c.id();
     c.rt.create(&id, &b).ok()?;
     let ev = c.rt.spawn(&["events", "--interval", "1s", &id])?;
-    std::thread::sleep(Duration::from_millis(300));
+    // The first stats record comes after the OOM listener is set up: only
+    // then may the container run into its limit.
+    wait_file_contains(&ev.stdout_path, "\"stats\"")?;
     c.rt.start(&id).ok()?;
     c.rt.wait_status(&id, "stopped")?;
     let out = ev.wait(Duration::from_secs(10));
@@ -377,11 +379,15 @@ fn stats(c: &Ctx, id: &str) -> Result<Value, Outcome> {
 fn cg_events_stats(c: &Ctx) -> TestResult {
     let (id, _) = c.start_cfg(&sh_config("while :; do :; done"))?;
     let a = stats(c, &id)?;
-    std::thread::sleep(Duration::from_millis(300));
-    let b = stats(c, &id)?;
     let cpu = |v: &Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
+    // On a loaded machine the busy loop may wait for a CPU: wait for its
+    // usage to move, however long that takes (bounded).
+    let mut b = a.clone();
+    let moved = wait_until("cpu usage to grow", Duration::from_secs(20), || {
+        stats(c, &id).map(|s| b = s).is_ok() && cpu(&b) > cpu(&a)
+    });
     ensure!(
-        cpu(&b) > cpu(&a),
+        moved.is_ok(),
         "cpu usage did not move: {} → {}",
         cpu(&a),
         cpu(&b)

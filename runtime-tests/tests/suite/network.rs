@@ -26,6 +26,7 @@ pub const TESTS: &[Test] = &[
     t("net_bridge_basics", Kind::HullOnly, bridge_basics),
     t("net_publish_tcp", Kind::HullOnly, publish_tcp),
     t("net_publish_udp", Kind::HullOnly, publish_udp),
+    t("net_publish_range", Kind::HullOnly, publish_range),
     t("net_port_conflicts", Kind::HullOnly, port_conflicts),
     t("net_crash_safety", Kind::HullOnly, crash_safety),
     t("net_plain_untouched", Kind::HullOnly, plain_untouched),
@@ -525,6 +526,61 @@ fn publish_udp(c: &Ctx) -> TestResult {
         String::from_utf8_lossy(&ct.stdout)
     );
     nothing_left(&t, &id)?;
+    all_gone(&t)
+}
+
+/// -p 18090-18092:79-81: one rule per chain forwards the whole range (a
+/// map shifts each port), 18091 reaches httpd on 80; a range past the
+/// per-container limit is refused at once, naming the limit.
+fn publish_range(c: &Ctx) -> TestResult {
+    let t = topo(c)?;
+    let web = t.start(
+        c,
+        &web_config(c)?,
+        &["--network", "bridge", "-p", "18090-18092:79-81"],
+    )?;
+    let page = t.get(&t.client, &format!("http://{HOST_IP}:18091/"))?;
+    ensure!(
+        page == "hello from hull\n",
+        "page through the range: {page:?}"
+    );
+    let port = t.hull(c, &["port", &web]).ok()?;
+    ensure!(
+        port.stdout.trim() == "79-81/tcp -> 0.0.0.0:18090-18092",
+        "port: {}",
+        port.stdout
+    );
+    let rules = t.nft();
+    let dnat: Vec<&str> = rules.lines().filter(|l| l.contains("dnat to")).collect();
+    ensure!(dnat.len() == 2, "one rule per chain for a range: {dnat:?}");
+    ensure!(
+        dnat.iter().all(|l| l.contains("dport 18090-18092")),
+        "rules: {dnat:?}"
+    );
+
+    let b = c.bundle(&config(&["sleep", "60"]))?;
+    let id = c.id();
+    let out = t
+        .hull(
+            c,
+            &[
+                "create",
+                "-b",
+                &b.to_string_lossy(),
+                "-p",
+                "1-65535:1-65535",
+                &id,
+            ],
+        )
+        .code(1)?;
+    ensure!(
+        out.stderr.contains("at most 1024") && out.stderr.trim().lines().count() == 1,
+        "absurd range: {}",
+        out.stderr
+    );
+    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+    t.hull(c, &["delete", "--force", &web]).ok()?;
+    nothing_left(&t, &web)?;
     all_gone(&t)
 }
 
