@@ -143,10 +143,11 @@ pub fn destroy(container: Container, log: &Logger) {
 }
 
 /// Kill the init if it lives, undo what the container holds on the host,
-/// run the poststop hooks (a failing one is a warning: deletion goes on,
-/// as the runtime spec says), then forget the container. With
+/// run the poststop hooks, then forget the container. A failing poststop
+/// hook is a warning and deletion goes on (runtime spec). With
 /// `keep_on_failure` (delete), a cgroup that cannot be removed keeps the
-/// state so `delete` can be retried; otherwise it is only reported.
+/// state so `delete` can be retried; otherwise it is only reported. A state
+/// directory that cannot be removed is an error: the container still exists.
 pub fn destroy_checked(container: Container, keep_on_failure: bool, log: &Logger) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs,
     // child cgroups it made included.

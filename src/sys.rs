@@ -311,6 +311,13 @@ fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Result<(), 
     Errno::result(ret).map(drop)
 }
 
+/// Put one signal back to its default action (hull ignores SIGPIPE).
+pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
+    // SAFETY: SIG_DFL installs no handler code, so no async-signal-safety
+    // question arises.
+    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
+}
+
 /// Reset every signal, realtime ones included, to its default action (exec
 /// keeps SIG_IGN, so a signal ignored in hull would stay ignored in the
 /// container). The raw syscall, because the C library refuses to touch the
