@@ -344,13 +344,6 @@ pub fn default_all_signals() {
     }
 }
 
-/// Reset one signal to its default action in hull itself.
-pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
-    // SAFETY: SIG_DFL installs no handler code, so no async-signal-safety
-    // question arises.
-    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
-}
-
 /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (with
 /// the mounts below it if `recursive`), as an fd, to attach with move_mount.
 pub fn open_tree_clone(path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {
