@@ -40,15 +40,17 @@ fn refused_without_touching_caller(c: &Ctx, cfg: &Value) -> Result<String, Outco
     std::fs::write(&marker, "")?;
     let id = c.id();
     let err = bundle.join("create.err");
-    // `test` and `read` are shell builtins: they answer even if / moved.
+    // `test` is a shell builtin: it answers even if / moved. Mounts are
+    // counted by the rootfs path only: other tests mount and unmount
+    // elsewhere meanwhile.
     let script = r#"
-        before=$(wc -l < /proc/self/mountinfo)
         "$0" --root "$1" create --bundle "$2" "$3" 2>"$4"
         echo "rc=$?"
         test -e "$5" && echo root=same || echo root=moved
-        after=$(wc -l < /proc/self/mountinfo)
-        [ "$before" = "$after" ] && echo mounts=same || echo "mounts=$before->$after"
+        n=$(grep -c -F -- "$6" /proc/self/mountinfo)
+        [ "$n" = 0 ] && echo mounts=same || echo "mounts=$n over the rootfs"
     "#;
+    let rootfs = cfg["root"]["path"].as_str().unwrap_or("/").to_string();
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script])
         .arg(&c.rt.bin)
@@ -57,6 +59,7 @@ fn refused_without_touching_caller(c: &Ctx, cfg: &Value) -> Result<String, Outco
         .arg(&id)
         .arg(&err)
         .arg(&marker)
+        .arg(&rootfs)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
