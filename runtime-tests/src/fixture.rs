@@ -245,6 +245,28 @@ impl Ctx {
         Ok(d)
     }
 
+    /// A fresh host directory with a tmpfs mounted on `sub/`, unmounted when
+    /// the test ends (for tests of recursive binds).
+    pub fn dir_with_submount(&self) -> Result<PathBuf, Outcome> {
+        let host = self.dir("hostdata")?;
+        let sub = host.join("sub");
+        std::fs::create_dir(&sub)?;
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "rt-sub"])
+            .arg(&sub)
+            .status()?;
+        if !st.success() {
+            return Err(Outcome::Fail(format!(
+                "cannot mount a tmpfs on {}",
+                sub.display()
+            )));
+        }
+        self.on_cleanup(move || {
+            let _ = Command::new("umount").arg("-l").arg(&sub).status();
+        });
+        Ok(host)
+    }
+
     /// A private copy of the shared rootfs (for tests that write to it).
     pub fn private_rootfs(&self) -> Result<PathBuf, Outcome> {
         let src = self.suite.rootfs()?;

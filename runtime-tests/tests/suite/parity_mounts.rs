@@ -124,22 +124,6 @@ fn require_mount(out: &str, point: &str) -> Result<MountLine, Outcome> {
     mount_at(out, point).ok_or_else(|| Outcome::Fail(format!("no mount at {point}: {out}")))
 }
 
-/// A host directory with a tmpfs on `sub/`, unmounted when the test ends.
-fn dir_with_submount(c: &Ctx) -> Result<PathBuf, Outcome> {
-    let host = c.dir("hostdata")?;
-    std::fs::create_dir(host.join("sub"))?;
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "rt-sub"])
-        .arg(host.join("sub"))
-        .status()?;
-    ensure!(st.success(), "cannot mount a tmpfs on {}", host.display());
-    let sub = host.join("sub");
-    c.on_cleanup(move || {
-        let _ = Command::new("umount").arg("-l").arg(&sub).status();
-    });
-    Ok(host)
-}
-
 // ---------------------------------------------------------------------------------------
 // read-only /dev and tmpfs
 
@@ -362,7 +346,7 @@ fn tmpfs_mode_option_wins(c: &Ctx) -> TestResult {
 /// nosymfollow on a new filesystem and on a bind; rnosymfollow on every mount of an
 /// rbind. Never silently dropped.
 fn nosymfollow(c: &Ctx) -> TestResult {
-    let host = dir_with_submount(c)?;
+    let host = c.dir_with_submount()?;
     symlink("/etc/hostname", host.join("link"))?;
     let mut cfg = sh_config(
         "cat /proc/self/mountinfo; ln -s /etc/passwd /pm-t/l; cat /pm-t/l >/dev/null 2>&1 || echo T-NOFOLLOW; \
@@ -412,7 +396,7 @@ fn nosymfollow(c: &Ctx) -> TestResult {
 /// "rnorelatime" as runc reads it: it names no atime mode, so the mount keeps the one
 /// it has; a mode given with it applies.
 fn rnorelatime(c: &Ctx) -> TestResult {
-    let host = dir_with_submount(c)?;
+    let host = c.dir_with_submount()?;
     let mut cfg = sh_config("cat /proc/self/mountinfo");
     add_mount(
         &mut cfg,
@@ -585,7 +569,7 @@ fn userns_bind_source(c: &Ctx) -> TestResult {
 /// A host directory with files owned by 0 and by 1000, and a tmpfs on `sub/` holding
 /// one owned by 1000.
 fn owned_tree(c: &Ctx) -> Result<PathBuf, Outcome> {
-    let host = dir_with_submount(c)?;
+    let host = c.dir_with_submount()?;
     for f in ["root-file", "user-file", "sub/user-file"] {
         std::fs::write(host.join(f), "x\n")?;
     }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use runtime_tests::fixture::{config, sh_config, Ctx};
@@ -142,28 +141,12 @@ fn no_mounts_mention(what: &Path) -> TestResult {
     Ok(())
 }
 
-/// A host directory with a tmpfs mounted on `sub/`, unmounted at cleanup.
-fn dir_with_submount(c: &Ctx) -> Result<PathBuf, Outcome> {
-    let host = c.dir("hostdata")?;
-    std::fs::create_dir(host.join("sub"))?;
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "rt-sub"])
-        .arg(host.join("sub"))
-        .status()?;
-    ensure!(st.success(), "cannot mount a tmpfs on {}", host.display());
-    let sub = host.join("sub");
-    c.on_cleanup(move || {
-        let _ = Command::new("umount").arg("-l").arg(&sub).status();
-    });
-    Ok(host)
-}
-
 // ---------------------------------------------------------------------------------------
 // plain bundles (runc too)
 
 /// "rro" makes a bind read-only recursively: the submount of the source too.
 fn bind_rro_submounts(c: &Ctx) -> TestResult {
-    let host = dir_with_submount(c)?;
+    let host = c.dir_with_submount()?;
     let mut cfg = sh_config(
         "touch /b/f 2>/dev/null && echo top-writable || echo top-ro; \
          touch /b/sub/f 2>/dev/null && echo sub-writable || echo sub-ro",
@@ -548,7 +531,7 @@ fn volume_config_ro(c: &Ctx) -> TestResult {
 // -v bind, --tmpfs
 
 fn cli_bind_ro(c: &Ctx) -> TestResult {
-    let host = dir_with_submount(c)?;
+    let host = c.dir_with_submount()?;
     std::fs::write(host.join("data.txt"), "bind-ok\n")?;
     let mut cfg = sh_config(
         "cat /b/data.txt; touch /b/f 2>/dev/null && echo top-writable || echo top-ro; \
