@@ -60,6 +60,11 @@ else
   fail run_detached "$(tail -n 3 "$T/p1.log")"
 fi
 
+# --preserve-fds: podman hands fd 3 on through conmon to `create --preserve-fds 1`
+echo preserved-fd-content >"$T/fd3"
+out=$(timeout 60 "${RUN[@]}" --rm --preserve-fds 1 $IMG cat /proc/self/fd/3 2>&1 3<"$T/fd3")
+[[ $out == *preserved-fd-content* ]] && pass preserve_fds || fail preserve_fds "$out"
+
 if command -v script >/dev/null; then
   out=$(printf 'tty; exit 4\n' | timeout 60 script -qec "$(printf '%q ' "${RUN[@]}") -it --rm $IMG sh" /dev/null 2>&1)
   [[ $out == */dev/pts/* ]] && pass tty || fail tty "$out"

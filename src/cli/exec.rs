@@ -284,3 +284,33 @@ fn parse_user(text: &str, additional_gids: &[u32]) -> Result<User> {
     }
     Ok(user)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Vec<(String, String)>> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Ok(parse_sub_cgroups(&args)?
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
+            .collect())
+    }
+
+    #[test]
+    fn sub_cgroups_as_runc_parses_them() {
+        let s = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(parse(&["sub"]).unwrap(), [s("", "sub")]);
+        assert_eq!(
+            parse(&["cpu,cpuacct:a", "memory:b"]).unwrap(),
+            [s("cpu", "a"), s("cpuacct", "a"), s("memory", "b")]
+        );
+        // A later argument for the same controller wins.
+        assert_eq!(
+            parse(&["memory:a", "memory:b"]).unwrap(),
+            [s("memory", "b")]
+        );
+        assert!(parse(&["a:b:c"]).is_err());
+        assert!(parse(&["memory:a", "sub"]).is_err());
+    }
+}

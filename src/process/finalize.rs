@@ -66,7 +66,7 @@ pub fn apply_with(process: &Process, linux: Option<&Linux>) -> Result<Exec> {
         Err(Errno::EACCES | Errno::EPERM) => false,
         Err(e) => return Err(Error::sys("chdir to process.cwd", Some(cwd), e)),
     };
-    give_stdio_to_user(process.user().uid())?;
+    give_stdio_to_user(process.user().uid(), process.terminal() == Some(true))?;
     switch_user(process)?;
     if !early {
         unistd::chdir(cwd).step_at("chdir to process.cwd", cwd)?;
@@ -151,18 +151,24 @@ fn rlimit_resource(t: PosixRlimitType) -> Resource {
     }
 }
 
-/// runc's fixStdioPermissions: stdio (a pty slave, the pipes or files the
-/// caller passed) goes to the process's uid, so a process that is not root
-/// can still reopen /dev/stdout or use its terminal. The gid stays (devpts
-/// gives a pty the tty group); /dev/null is left alone, and so is what the
-/// user namespace cannot map (EINVAL, EPERM).
-fn give_stdio_to_user(uid: u32) -> Result<()> {
-    const DEV_NULL: libc::dev_t = libc::makedev(1, 3);
+/// runc's fixStdioPermissions: stdio goes to the process's uid, so a
+/// process that is not root can use its terminal and reopen /dev/stdout.
+/// Only what belongs to the container's run: its pty (`own_terminal`), and
+/// pipes, FIFOs and sockets (what engines pass). Unlike runc with `-d`, a
+/// regular file or a host terminal the caller redirected to is never handed
+/// to a container uid on the host. The gid stays (devpts gives a pty the
+/// tty group); what the user namespace cannot map (EINVAL, EPERM) is left.
+fn give_stdio_to_user(uid: u32, own_terminal: bool) -> Result<()> {
     for fd in 0..=2 {
         let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue;
         };
-        if st.st_uid == uid || st.st_rdev == DEV_NULL {
+        let ours = match st.st_mode & libc::S_IFMT {
+            libc::S_IFIFO | libc::S_IFSOCK => true,
+            libc::S_IFCHR => own_terminal,
+            _ => false,
+        };
+        if !ours || st.st_uid == uid {
             continue;
         }
         match unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {

@@ -576,29 +576,39 @@ fn preserve_fds_must_be_open(c: &Ctx) -> TestResult {
 // ---------------------------------------------------------------------------------------
 // 9. stdio and terminals
 
-/// A process that is not root can reopen its own stdout (/dev/stdout): runc gives
-/// stdio to the process's uid before switching to it. Also for exec.
+/// `$RUNTIME --root R args` with stdout and stderr pipes (as engines pass them).
+fn with_pipes(c: &Ctx, args: &[&str]) -> Result<(i32, String, String), Outcome> {
+    let out = Command::new(&c.rt.bin)
+        .arg("--root")
+        .arg(&c.rt.root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A process that is not root can reopen its stdout and stderr pipes (/dev/stdout):
+/// runc gives stdio to the process's uid before switching to it. Also for exec.
 fn stdio_owned_by_user(c: &Ctx) -> TestResult {
     let script = "echo via-dev-stdout > /dev/stdout && echo via-dev-stderr > /dev/stderr";
     let mut cfg = sh_config(script);
     cfg["process"]["user"] = json!({"uid": 42, "gid": 42});
-    let out = c.run_cfg(&cfg)?.ok()?;
-    ensure!(
-        out.stdout == "via-dev-stdout\n" && out.stderr == "via-dev-stderr\n",
-        "run as uid 42: stdout {:?} stderr {:?}",
-        out.stdout,
-        out.stderr
+    let bundle = c.bundle(&cfg)?;
+    let id = c.id();
+    let got = with_pipes(c, &["run", "--bundle", &p(&bundle), &id])?;
+    let want = (
+        0,
+        "via-dev-stdout\n".to_string(),
+        "via-dev-stderr\n".to_string(),
     );
+    ensure!(got == want, "run as uid 42 with pipes: {got:?}");
     let id = running(c, config(&["true"]))?;
-    let out =
-        c.rt.exec(&["exec", "--user", "42", &id, "sh", "-c", script])
-            .ok()?;
-    ensure!(
-        out.stdout == "via-dev-stdout\n" && out.stderr == "via-dev-stderr\n",
-        "exec as uid 42: stdout {:?} stderr {:?}",
-        out.stdout,
-        out.stderr
-    );
+    let got = with_pipes(c, &["exec", "--user", "42", &id, "sh", "-c", script])?;
+    ensure!(got == want, "exec as uid 42 with pipes: {got:?}");
     Ok(())
 }
 
