@@ -568,8 +568,13 @@ fn preserve_fds_must_be_open(c: &Ctx) -> TestResult {
     .stderr_has("preserve-fds")?;
     ensure!(c.rt.is_gone(&id), "container {id} was made");
     let running_id = running(c, config(&["true"]))?;
-    c.rt.exec(&["exec", "--preserve-fds", "1", &running_id, "true"])
-        .code(255)?;
+    // fd 3 closed explicitly: the suite may inherit one (cargo's jobserver).
+    sh_with_runtime(
+        c,
+        "exec \"$0\" --root \"$1\" exec --preserve-fds 1 \"$2\" true 3<&-",
+        &[&running_id],
+    )?
+    .code(255)?;
     Ok(())
 }
 
