@@ -33,7 +33,9 @@ impl Bundle {
         let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
         let rootfs = rootfs_path(&dir, &spec)?;
         validate(&spec, &config)?;
-        crate::security::validate(&spec)?;
+        if let Some(process) = spec.process() {
+            crate::security::lsm::validate(process)?;
+        }
         Ok(Bundle {
             dir,
             spec,
@@ -90,8 +92,10 @@ fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
 }
 
 /// The checks runc makes before creating anything, so that the kernel is
-/// never the first to notice a config that cannot work.
-fn validate(spec: &Spec, config: &Path) -> Result<()> {
+/// never the first to notice a config that cannot work. Pure: it reads
+/// nothing but the spec (the host-dependent LSM check is `load`'s), so the
+/// fuzz target `config` drives it; `config` only names the file in errors.
+pub fn validate(spec: &Spec, config: &Path) -> Result<()> {
     let bad = |what: String| Error::new("check config").at(config).detail(what);
     let process = spec.process().as_ref().ok_or_else(|| {
         bad("process is missing".into()).hint("a container needs process.args and process.cwd")
@@ -144,7 +148,7 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err(bad("timeOffsets need a time namespace".into()));
     }
-    Ok(())
+    crate::security::validate(spec)
 }
 
 #[cfg(test)]

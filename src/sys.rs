@@ -214,20 +214,55 @@ pub fn mount_setattr(
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
+    setattr(fd, flags, &attr)
+}
+
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Make the detached mount `fd` (from `open_tree_clone`) an idmapped mount
+/// that maps ids through the user namespace `userns`.
+pub fn mount_setattr_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    setattr(fd, libc::AT_EMPTY_PATH as u32, &attr)
+}
+
+fn setattr(fd: BorrowedFd<'_>, flags: u32, attr: &MountAttr) -> Result<(), Errno> {
     // SAFETY: the path is a static empty C string, `attr` is a valid
     // mount_attr of the size we pass; both outlive the call. The syscall only
-    // changes mount flags and returns no resources.
+    // changes mount attributes and returns no resources.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path`, as an
+/// fd. It belongs to no mount namespace: closing the fd unmounts it.
+pub fn open_tree_clone(path: &CStr) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    // SAFETY: `path` is a valid C string that outlives the call; the
+    // returned fd is new and ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32,
+        )
+    };
+    Errno::result(fd).map(|fd| own_fd(fd as RawFd))
 }
 
 /// Reset `signal` to its default action (exec keeps SIG_IGN, so an ignored

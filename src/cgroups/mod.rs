@@ -48,7 +48,6 @@ pub struct Hierarchy {
     pub v2: bool,
 }
 
-#[allow(dead_code)] // `mode` is for callers that report the host kind
 pub struct Host {
     pub mode: Mode,
     pub hierarchies: Vec<Hierarchy>,
@@ -106,7 +105,7 @@ impl Host {
     }
 
     /// Our own cgroup in hierarchy `h`, as a host directory.
-    fn own_dir(&self, h: &Hierarchy) -> Option<PathBuf> {
+    pub fn own_dir(&self, h: &Hierarchy) -> Option<PathBuf> {
         let line = if h.v2 {
             self.own
                 .iter()

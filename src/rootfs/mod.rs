@@ -15,7 +15,7 @@ pub(crate) use cgroup::v1_data;
 mod devices;
 pub(crate) mod mountinfo;
 mod mounts;
-pub(crate) mod options;
+pub mod options;
 mod paths;
 mod pivot;
 mod resolve;
