@@ -112,7 +112,11 @@ fn nothing_left(dir: &Path) -> TestResult {
         .collect();
     ensure!(left.is_empty(), "check left {left:?} in {}", dir.display());
     let mounts = host_mounts_mentioning(".hull-check");
-    ensure!(mounts.is_empty(), "check left mounts: {}", mounts.join(" | "));
+    ensure!(
+        mounts.is_empty(),
+        "check left mounts: {}",
+        mounts.join(" | ")
+    );
     Ok(())
 }
 
@@ -172,7 +176,8 @@ fn readonly_root(c: &Ctx) -> TestResult {
     let dir = c.dir("check")?;
     let ro = dir.join("ro");
     std::fs::create_dir(&ro)?;
-    let script = r#"mount -t tmpfs -o ro tmpfs "$1" && exec "$2" --root "$1/state" --data-root "$3" check"#;
+    let script =
+        r#"mount -t tmpfs -o ro tmpfs "$1" && exec "$2" --root "$1/state" --data-root "$3" check"#;
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
         .arg(&ro)

@@ -135,9 +135,16 @@ pub fn overlay_and_data_root(data_root: &Path, userns: Option<&OwnedFd>) -> Vec<
         Err(_) => Scratch::new(&std::env::temp_dir()).ok(),
     };
     let Some(scratch) = on_data_root.as_ref().ok().or(elsewhere.as_ref()) else {
-        let err = on_data_root.err().map(|e| e.to_string()).unwrap_or_default();
+        let err = on_data_root
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         return vec![
-            Line::warn("overlayfs", "not probed: no writable temp dir", "check /tmp"),
+            Line::warn(
+                "overlayfs",
+                "not probed: no writable temp dir",
+                "check /tmp",
+            ),
             data_root_line(data_root, base, Err(err), None),
         ];
     };
@@ -241,10 +248,7 @@ fn overlay_in(dir: &Path, lowers: Vec<PathBuf>, legacy: bool) -> Result<()> {
 
 fn overlay_line(p: &OverlayProbe) -> Line {
     match (&p.lowerdir_plus, &p.legacy) {
-        (Ok(()), _) => Line::ok(
-            "overlayfs",
-            "mounts with lowerdir+ (any number of --layer)",
-        ),
+        (Ok(()), _) => Line::ok("overlayfs", "mounts with lowerdir+ (any number of --layer)"),
         (Err(e), Some(Ok(()))) => Line::warn(
             "overlayfs",
             format!("mount(2) only, no lowerdir+ ({e})"),
@@ -282,7 +286,11 @@ fn idmapped(dir: &Path, userns: Option<&OwnedFd>) -> Line {
         ),
         Err(e) => Line::warn(
             "idmapped mounts",
-            format!("not on {} (tried in {}): {e}", fs_type(dir), parent.display()),
+            format!(
+                "not on {} (tried in {}): {e}",
+                fs_type(dir),
+                parent.display()
+            ),
             fix,
         ),
     }

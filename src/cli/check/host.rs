@@ -122,13 +122,19 @@ pub fn nftables() -> Line {
     if on_path("conntrack").is_none() {
         return Line::warn(
             "nftables",
-            format!("{} accepts hull's rules; conntrack not found", nft.display()),
+            format!(
+                "{} accepts hull's rules; conntrack not found",
+                nft.display()
+            ),
             "UDP flows to a removed published port are not flushed: install conntrack",
         );
     }
     Line::ok(
         "nftables",
-        format!("{} accepts hull's NAT and DNAT rules (dry run)", nft.display()),
+        format!(
+            "{} accepts hull's NAT and DNAT rules (dry run)",
+            nft.display()
+        ),
     )
 }
 
@@ -160,7 +166,9 @@ pub fn ip_forward() -> Line {
     if access(PATH, AccessFlags::W_OK).is_ok() {
         Line::ok(
             "ip_forward",
-            format!("net.ipv4.ip_forward = {value}: hull turns it on while a bridge network exists"),
+            format!(
+                "net.ipv4.ip_forward = {value}: hull turns it on while a bridge network exists"
+            ),
         )
     } else {
         Line::warn(

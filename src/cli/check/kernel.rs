@@ -199,29 +199,30 @@ pub fn syscalls() -> Line {
         in_child(CloneFlags::empty(), || ()).map_err(|_| Errno::ENOSYS),
     );
     let pidfd = sys::pidfd_open(nix::unistd::getpid());
-    need(&mut missing, "pidfd_open", pidfd.as_ref().map(drop).map_err(|e| *e));
+    need(
+        &mut missing,
+        "pidfd_open",
+        pidfd.as_ref().map(drop).map_err(|e| *e),
+    );
     if let Ok(fd) = &pidfd {
         // Signal 0: permission and existence check, nothing is delivered.
-        need(&mut missing, "pidfd_send_signal", sys::pidfd_send_signal(fd.as_fd(), 0));
+        need(
+            &mut missing,
+            "pidfd_send_signal",
+            sys::pidfd_send_signal(fd.as_fd(), 0),
+        );
     }
     let root = std::fs::File::open("/").map(OwnedFd::from);
     if let Ok(root) = &root {
-        let r = sys::openat2(
-            root.as_fd(),
-            c".",
-            libc::O_PATH,
-            0,
-            sys::RESOLVE_IN_ROOT,
-        );
+        let r = sys::openat2(root.as_fd(), c".", libc::O_PATH, 0, sys::RESOLVE_IN_ROOT);
         need(&mut missing, "openat2", r.map(drop));
     }
     // From a fd far above any open one: changes nothing in hull.
     need(&mut missing, "close_range", sys::cloexec_from(1 << 30));
     let required = missing.len();
     // A detached copy of "/" (no namespace sees it; closing drops it).
-    let setattr = sys::open_tree_clone(c"/").and_then(|m| {
-        sys::mount_setattr(m.as_fd(), false, sys::MOUNT_ATTR_NOSUID, 0)
-    });
+    let setattr = sys::open_tree_clone(c"/")
+        .and_then(|m| sys::mount_setattr(m.as_fd(), false, sys::MOUNT_ATTR_NOSUID, 0));
     need(&mut missing, "open_tree/mount_setattr", setattr);
     let names = "clone3, pidfd_open, pidfd_send_signal, openat2, close_range, mount_setattr";
     if missing.is_empty() {
@@ -268,10 +269,7 @@ pub fn capabilities() -> Line {
         .collect();
     absent.sort();
     if absent.is_empty() {
-        return Line::ok(
-            "capabilities",
-            "root, every capability in the bounding set",
-        );
+        return Line::ok("capabilities", "root, every capability in the bounding set");
     }
     Line::warn(
         "capabilities",

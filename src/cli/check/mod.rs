@@ -87,7 +87,12 @@ impl Line {
     }
 
     fn text(&self) -> String {
-        let mut s = format!("{:<5} {:<16} {}", self.status.as_str(), self.name, self.detail);
+        let mut s = format!(
+            "{:<5} {:<16} {}",
+            self.status.as_str(),
+            self.name,
+            self.detail
+        );
         if let Some(fix) = &self.fix {
             s.push_str(" — ");
             s.push_str(fix);
