@@ -187,47 +187,53 @@ pub fn seccomp() -> Vec<Line> {
 /// openat2, close_range) and mount_setattr, which recursive mount options
 /// ("rro", "rnosuid", ...) need.
 pub fn syscalls() -> Line {
-    let mut missing: Vec<String> = Vec::new();
-    let need = |missing: &mut Vec<String>, name: &str, r: std::result::Result<(), Errno>| {
-        if let Err(e) = r {
-            missing.push(format!("{name} ({e})"));
-        }
-    };
-    need(
-        &mut missing,
-        "clone3",
-        in_child(CloneFlags::empty(), || ()).map_err(|_| Errno::ENOSYS),
-    );
+    let text = |r: std::result::Result<(), Errno>| r.map_err(|e| e.to_string());
     let pidfd = sys::pidfd_open(nix::unistd::getpid());
-    need(
-        &mut missing,
-        "pidfd_open",
-        pidfd.as_ref().map(drop).map_err(|e| *e),
-    );
-    if let Ok(fd) = &pidfd {
-        // Signal 0: permission and existence check, nothing is delivered.
-        need(
-            &mut missing,
-            "pidfd_send_signal",
-            sys::pidfd_send_signal(fd.as_fd(), 0),
-        );
-    }
     let root = std::fs::File::open("/").map(OwnedFd::from);
-    if let Ok(root) = &root {
-        let r = sys::openat2(root.as_fd(), c".", libc::O_PATH, 0, sys::RESOLVE_IN_ROOT);
-        need(&mut missing, "openat2", r.map(drop));
-    }
-    // From a fd far above any open one: changes nothing in hull.
-    need(&mut missing, "close_range", sys::cloexec_from(1 << 30));
-    let required = missing.len();
+    let required = [
+        (
+            "clone3",
+            in_child(CloneFlags::empty(), || ())
+                .map_err(|e| e.trim_start_matches("clone3: ").to_string()),
+        ),
+        ("pidfd_open", text(pidfd.as_ref().map(drop).map_err(|e| *e))),
+        (
+            "pidfd_send_signal",
+            // Signal 0: permission and existence check, nothing is delivered.
+            match &pidfd {
+                Ok(fd) => text(sys::pidfd_send_signal(fd.as_fd(), 0)),
+                Err(_) => Err("no pidfd".into()),
+            },
+        ),
+        (
+            "openat2",
+            match &root {
+                Ok(root) => text(
+                    sys::openat2(root.as_fd(), c".", libc::O_PATH, 0, sys::RESOLVE_IN_ROOT)
+                        .map(drop),
+                ),
+                Err(e) => Err(format!("open /: {e}")),
+            },
+        ),
+        // From a fd far above any open one: changes nothing in hull.
+        ("close_range", text(sys::cloexec_from(1 << 30))),
+    ];
     // A detached copy of "/" (no namespace sees it; closing drops it).
     let setattr = sys::open_tree_clone(c"/")
         .and_then(|m| sys::mount_setattr(m.as_fd(), false, sys::MOUNT_ATTR_NOSUID, 0));
-    need(&mut missing, "open_tree/mount_setattr", setattr);
+    let optional = [("mount_setattr", text(setattr))];
+    let failed = |probes: &[(&str, std::result::Result<(), String>)]| -> Vec<String> {
+        probes
+            .iter()
+            .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name} ({e})")))
+            .collect()
+    };
+    let (required, optional) = (failed(&required), failed(&optional));
+    let missing: Vec<&String> = required.iter().chain(&optional).collect();
     let names = "clone3, pidfd_open, pidfd_send_signal, openat2, close_range, mount_setattr";
     if missing.is_empty() {
         Line::ok("syscalls", format!("{names} work"))
-    } else if required > 0 {
+    } else if !required.is_empty() {
         Line::fail(
             "syscalls",
             format!("missing: {}", list(&missing)),
