@@ -1,13 +1,14 @@
 //! config.json as `create` reads it: parsed, validated, and everything the
 //! create path derives from the spec before it touches the host (mount
-//! options, cgroup resources and the device program, network annotations,
-//! the seccomp filter compiled in memory, never loaded).
+//! options, device nodes, cgroup resources and the device program, network
+//! annotations, the seccomp filter compiled in memory, never loaded).
 #![no_main]
 
 use std::path::Path;
 
 use hull::cgroups::{devices, Resources};
 use libfuzzer_sys::fuzz_target;
+use nix::sys::stat::{major, makedev, minor};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(spec) = hull::bundle::parse_spec(data) else {
@@ -22,6 +23,13 @@ fuzz_target!(|data: &[u8]| {
         linux.and_then(|l| l.rootfs_propagation().as_deref()),
     );
     let _ = hull::network::Config::from_spec(&spec);
+    if let Ok(nodes) = hull::rootfs::device_list(linux.and_then(|l| l.devices().as_deref())) {
+        // The node made is the device the spec named.
+        for d in nodes {
+            let dev = makedev(d.major, d.minor);
+            assert_eq!((major(dev), minor(dev)), (d.major, d.minor), "{d:?}");
+        }
+    }
     if let Ok(res) = Resources::from_spec(&spec) {
         device_program(res.devices.as_deref().unwrap_or_default());
     }

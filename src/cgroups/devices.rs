@@ -73,7 +73,13 @@ pub fn rules(spec_rules: &[DeviceRule]) -> Vec<Rule> {
                 .unwrap_or('a');
             // 'u' (unbuffered char) and 'p' (fifo) are chars for the cgroup.
             let typ = if typ == 'u' { 'c' } else { typ };
-            let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u32);
+            // Resources::from_json refuses numbers beyond u32; one that
+            // comes here anyway saturates to a number no device has,
+            // never wraps to another device's.
+            let num = |v: Option<i64>| {
+                v.filter(|v| *v >= 0)
+                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+            };
             let access = r
                 .access
                 .clone()

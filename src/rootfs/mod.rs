@@ -13,6 +13,8 @@ mod cgroup;
 /// The controllers (and name=) of a v1 hierarchy, from its super options.
 pub(crate) use cgroup::v1_data;
 mod devices;
+/// The device nodes a spec asks for (pure: the fuzz target `config` checks it).
+pub use devices::{device_list, Device};
 pub(crate) mod mountinfo;
 mod mounts;
 pub mod options;
