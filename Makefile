@@ -4,6 +4,7 @@
 #   make test                 deps build bundles lint unit suite test-runc (fail fast)
 #   make test RUNTIME=runc    same, but the black-box suite runs against runc only
 #   make bench                runtime-tests/bench/bench.sh (hull vs runc vs crun)
+#   make fuzz                 each cargo-fuzz target for FUZZ_SECONDS (nightly; not in `make test`)
 #
 # Variables: RUNTIME (binary the suite drives; default target/release/hull),
 #            CARGO (default cargo), BUSYBOX (default /bin/busybox).
@@ -32,7 +33,7 @@ TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench clean
+.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz clean
 
 all: build
 
@@ -112,6 +113,26 @@ test: deps build bundles lint unit suite $(if $(filter $(HULL),$(RUNTIME)),test-
 
 bench:
 	bash runtime-tests/bench/bench.sh
+
+# Fuzzing of the pure parsers (fuzz/, a workspace of its own): each target
+# runs FUZZ_SECONDS on one core, starting from the committed fuzz/seeds/<t>;
+# what it learns goes to fuzz/corpus/<t>, crashes to fuzz/artifacts/<t>
+# (both ignored by git). Needs the nightly toolchain; cargo-fuzz is installed
+# on first use. A crash stops the run: fix it in hull, commit the input to
+# fuzz/seeds/<t> and as a unit test (so `make unit` replays it on stable).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config mount_options cli_flags state signal
+FUZZ_CARGO ?= cargo +nightly
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  dict=; [ -f fuzz/dicts/$$t.dict ] && dict=-dict=$(CURDIR)/fuzz/dicts/$$t.dict; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  $(FUZZ_CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

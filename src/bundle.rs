@@ -33,7 +33,9 @@ impl Bundle {
         let spec = parse_spec(&text).map_err(|e| e.at(&config))?;
         let rootfs = rootfs_path(&dir, &spec)?;
         validate(&spec, &config)?;
-        crate::security::validate(&spec)?;
+        if let Some(process) = spec.process() {
+            crate::security::lsm::validate(process)?;
+        }
         Ok(Bundle {
             dir,
             spec,
@@ -113,8 +115,10 @@ fn rootfs_path(dir: &Path, spec: &Spec) -> Result<PathBuf> {
 }
 
 /// The checks runc makes before creating anything, so that the kernel is
-/// never the first to notice a config that cannot work.
-fn validate(spec: &Spec, config: &Path) -> Result<()> {
+/// never the first to notice a config that cannot work. Pure: it reads
+/// nothing but the spec (the host-dependent LSM check is `load`'s), so the
+/// fuzz target `config` drives it; `config` only names the file in errors.
+pub fn validate(spec: &Spec, config: &Path) -> Result<()> {
     let bad = |what: String| Error::new("check config").at(config).detail(what);
     check_oci_version(spec.version()).map_err(|what| {
         bad(what).hint(format!(
@@ -189,7 +193,7 @@ fn validate(spec: &Spec, config: &Path) -> Result<()> {
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err(bad("timeOffsets need a time namespace".into()));
     }
-    Ok(())
+    crate::security::validate(spec)
 }
 
 /// `ociVersion` is required (oci-spec reads a missing one as ""), is

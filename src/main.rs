@@ -81,6 +81,8 @@ enum Command {
     Commit(cli::storage::CommitArgs),
     /// List the published ports of a container
     Port { id: String },
+    /// Probe whether this host can run containers and what is degraded
+    Check(cli::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -163,5 +165,6 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
         Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
+        Command::Check(args) => cli::check::check(&root, args),
     }
 }

@@ -314,8 +314,12 @@ fn read_record_of(dir: &Path, id: &str) -> Result<Record> {
 fn read_record(dir: &Path) -> Result<Record> {
     let path = dir.join(STATE_FILE);
     let text = fs::read(&path).step_at("read state", &path)?;
-    serde_json::from_slice(&text)
-        .map_err(|e| Error::new("parse state").at(&path).detail(e.to_string()))
+    parse_record(&text).map_err(|e| e.at(&path))
+}
+
+/// state.json's bytes as a Record. Pure, so the fuzz target `state` drives it.
+pub fn parse_record(text: &[u8]) -> Result<Record> {
+    serde_json::from_slice(text).map_err(|e| Error::new("parse state").detail(e.to_string()))
 }
 
 fn status_of(dir: &Path, record: &Record, we_hold_lock: bool) -> Status {

@@ -295,9 +295,13 @@ fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Result<(), 
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
+    setattr_flags(fd, flags, attr)
+}
+
+fn setattr_flags(fd: BorrowedFd<'_>, flags: u32, attr: &MountAttr) -> Result<(), Errno> {
     // SAFETY: the path is a static empty C string, `attr` is a valid
     // mount_attr of the size we pass; both outlive the call. The syscall only
-    // changes mount flags and returns no resources.
+    // changes mount attributes and returns no resources.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,

@@ -89,6 +89,8 @@ const TESTS: &[Test] = &[
 // Each area keeps its tests in its own file under tests/suite/.
 #[path = "suite/cgroups.rs"]
 mod cgroups;
+#[path = "suite/check.rs"]
+mod check;
 #[path = "suite/exec.rs"]
 mod exec;
 #[path = "suite/failclosed.rs"]
@@ -112,6 +114,7 @@ fn main() {
     let all: Vec<&Test> = [
         TESTS,
         cgroups::TESTS,
+        check::TESTS,
         exec::TESTS,
         failclosed::TESTS,
         network::TESTS,

@@ -88,7 +88,13 @@ pub fn rules(spec_rules: &[DeviceRule]) -> Result<Vec<Rule>> {
                 kept
             }
         };
-        let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u32);
+        // Resources::from_json refuses numbers beyond u32; one that comes
+        // here anyway saturates to a number no device has, never wraps to
+        // another device's.
+        let num = |v: Option<i64>| {
+            v.filter(|v| *v >= 0)
+                .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+        };
         out.push(Rule {
             allow: r.allow,
             typ,

@@ -52,7 +52,6 @@ pub struct Hierarchy {
     pub v2: bool,
 }
 
-#[allow(dead_code)] // `mode` is for callers that report the host kind
 pub struct Host {
     pub mode: Mode,
     pub hierarchies: Vec<Hierarchy>,
@@ -110,7 +109,7 @@ impl Host {
     }
 
     /// Our own cgroup in hierarchy `h`, as a host directory.
-    fn own_dir(&self, h: &Hierarchy) -> Option<PathBuf> {
+    pub fn own_dir(&self, h: &Hierarchy) -> Option<PathBuf> {
         let line = if h.v2 {
             self.own
                 .iter()

@@ -130,8 +130,26 @@ impl Resources {
     }
 
     pub fn from_json(value: serde_json::Value) -> Result<Resources> {
-        serde_json::from_value(value)
-            .map_err(|e| Error::new("read linux.resources").detail(e.to_string()))
+        let res: Resources = serde_json::from_value(value)
+            .map_err(|e| Error::new("read linux.resources").detail(e.to_string()))?;
+        res.check_device_numbers()?;
+        Ok(res)
+    }
+
+    /// A device number beyond 32 bits names no device, and cut to 32 bits
+    /// it would name another one (2^32 + 1 is 1, so "allow c 4294967297:1"
+    /// allowed /dev/mem): refused, as the v1 devices.allow file refuses it.
+    fn check_device_numbers(&self) -> Result<()> {
+        for (i, d) in self.devices.iter().flatten().enumerate() {
+            for (what, n) in [("major", d.major), ("minor", d.minor)] {
+                if let Some(n) = n.filter(|n| *n > i64::from(u32::MAX)) {
+                    return Err(Error::new("read linux.resources")
+                        .detail(format!("devices[{i}].{what} {n} is out of range"))
+                        .hint("device numbers are 0-4294967295, or -1 for any"));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +201,26 @@ mod tests {
             10
         );
         assert!(!r.devices.unwrap()[0].allow);
+    }
+
+    /// Found by the fuzz target `config` (a device rule's major cut to 32 bits).
+    #[test]
+    fn device_numbers_beyond_32_bits_are_refused() {
+        for field in ["major", "minor"] {
+            let err = Resources::from_json(serde_json::json!({
+                "devices": [{"allow": true, "type": "c", field: 4294967297_i64, "access": "rwm"}]
+            }))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(&format!("devices[0].{field} 4294967297")),
+                "{err}"
+            );
+        }
+        let ok = Resources::from_json(serde_json::json!({
+            "devices": [{"allow": true, "type": "c", "major": 4294967295_i64, "minor": -1}]
+        }));
+        assert!(ok.is_ok());
     }
 
     #[test]

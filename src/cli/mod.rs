@@ -1,6 +1,7 @@
 //! One file per group of commands; each command is one function.
 
 pub mod cgroups;
+pub mod check;
 pub mod exec;
 pub mod features;
 pub mod foreground;

@@ -134,8 +134,18 @@ pub fn remove_all(bridge: &str) -> String {
 
 /// Apply one batch atomically: all of it or none of it.
 pub fn apply(batch: &str) -> Result<()> {
+    run_nft(&["-f", "-"], batch)
+}
+
+/// Let the kernel check a batch without committing it (`nft --check`):
+/// nothing is created, yet a kernel without a needed expression refuses.
+pub fn dry_run(batch: &str) -> Result<()> {
+    run_nft(&["--check", "-f", "-"], batch)
+}
+
+fn run_nft(args: &[&str], batch: &str) -> Result<()> {
     let mut child = Command::new("nft")
-        .args(["-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

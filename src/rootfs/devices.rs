@@ -47,11 +47,14 @@ fn from_spec(d: &LinuxDevice) -> Result<Device> {
                 .detail("type \"a\" is not a device node type"))
         }
     };
+    // makedev keeps 32 bits of each: a bigger number would make a node of
+    // another device (2^32 + 1 is 1, and 1:1 is /dev/mem).
     let num = |n: i64| {
-        u64::try_from(n).map_err(|_| {
+        u32::try_from(n).map(u64::from).map_err(|_| {
             Error::new("linux.devices")
                 .at(d.path())
-                .detail("negative major/minor")
+                .detail(format!("major/minor {n} is out of range"))
+                .hint("device numbers are 0-4294967295")
         })
     };
     Ok(Device {
@@ -216,6 +219,19 @@ mod tests {
         assert_eq!(list[6].kind, SFlag::S_IFIFO);
         assert_eq!(list[7].kind, SFlag::S_IFBLK);
         assert!(device_list(Some(&[spec_dev(r#"{"path":"/dev/x","type":"a"}"#)])).is_err());
+    }
+
+    /// A number beyond 32 bits is refused, not cut: makedev(2^32 + 1, 1)
+    /// is 1:1, /dev/mem (found with the fuzz target `config`).
+    #[test]
+    fn device_numbers_beyond_32_bits_are_refused() {
+        let big = spec_dev(r#"{"path":"/dev/x","type":"c","major":4294967297,"minor":1}"#);
+        let err = device_list(Some(&[big])).unwrap_err().to_string();
+        assert!(err.contains("4294967297 is out of range"), "{err}");
+        let big = spec_dev(r#"{"path":"/dev/x","type":"c","major":1,"minor":4294967296}"#);
+        assert!(device_list(Some(&[big])).is_err());
+        let max = spec_dev(r#"{"path":"/dev/x","type":"c","major":4294967295,"minor":0}"#);
+        assert!(device_list(Some(&[max])).is_ok());
     }
 
     #[test]

@@ -14,9 +14,11 @@ mod cgroup;
 /// The controllers (and name=) of a v1 hierarchy, from its super options.
 pub(crate) use cgroup::v1_data;
 mod devices;
+/// The device nodes a spec asks for (pure: the fuzz target `config` checks it).
+pub use devices::{device_list, Device};
 pub(crate) mod mountinfo;
 mod mounts;
-pub(crate) mod options;
+pub mod options;
 mod paths;
 mod pivot;
 mod resolve;

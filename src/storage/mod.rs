@@ -94,14 +94,16 @@ impl Journal {
     pub fn read(state_dir: &Path) -> Result<Option<Journal>> {
         let path = state_dir.join(JOURNAL);
         match std::fs::read(&path) {
-            Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| {
-                Error::new("parse storage journal")
-                    .at(&path)
-                    .detail(e.to_string())
-            }),
+            Ok(text) => Journal::parse(&text).map(Some).map_err(|e| e.at(&path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).step_at("read storage journal", &path),
         }
+    }
+
+    /// storage.json's bytes. Pure (the fuzz target `state` drives it).
+    pub fn parse(text: &[u8]) -> Result<Journal> {
+        serde_json::from_slice(text)
+            .map_err(|e| Error::new("parse storage journal").detail(e.to_string()))
     }
 
     fn write(&self, state_dir: &Path) -> Result<()> {
@@ -173,8 +175,26 @@ fn check_dest(dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// `-v NAME:/path[:ro]` or `-v /host:/path[:ro|rw][,propagation]`.
-fn volume_mount(spec: &str) -> Result<Mount> {
+/// A `-v` value taken apart, before any host lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeArg<'a> {
+    /// A volume name, or a host path (it has a '/' or starts with '.').
+    pub source: &'a str,
+    pub dest: &'a str,
+    pub ro: bool,
+    /// Propagation options, in the order given.
+    pub propagation: Vec<&'a str>,
+}
+
+impl VolumeArg<'_> {
+    pub fn is_bind(&self) -> bool {
+        self.source.contains('/') || self.source.starts_with('.')
+    }
+}
+
+/// Parse `-v NAME:/path[:ro]` or `-v /host:/path[:ro|rw][,propagation]`.
+/// Pure (no host lookups), so the fuzz target `cli_flags` drives it.
+pub fn parse_volume(spec: &str) -> Result<VolumeArg<'_>> {
     let parts: Vec<&str> = spec.splitn(3, ':').collect();
     let usage = || {
         Error::new("parse")
@@ -184,14 +204,18 @@ fn volume_mount(spec: &str) -> Result<Mount> {
         [s, d] | [s, d, _] if !s.is_empty() && !d.is_empty() => (*s, *d),
         _ => return Err(usage()),
     };
-    let mut options = Vec::new();
-    let mut ro = false;
+    let mut arg = VolumeArg {
+        source,
+        dest,
+        ro: false,
+        propagation: Vec::new(),
+    };
     for opt in parts.get(2).map(|m| m.split(',')).into_iter().flatten() {
         match opt {
-            "ro" => ro = true,
-            "rw" => ro = false,
+            "ro" => arg.ro = true,
+            "rw" => arg.ro = false,
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
-                options.push(opt.to_string())
+                arg.propagation.push(opt)
             }
             _ => {
                 return Err(usage().detail(format!(
@@ -200,30 +224,39 @@ fn volume_mount(spec: &str) -> Result<Mount> {
             }
         }
     }
-    if source.contains('/') || source.starts_with('.') {
+    check_dest(dest)?;
+    if !arg.is_bind() {
+        volumes::check_name(source)?;
+    }
+    Ok(arg)
+}
+
+/// `-v` as a spec mount: a bind of an existing host path, or a named volume.
+fn volume_mount(spec: &str) -> Result<Mount> {
+    let arg = parse_volume(spec)?;
+    let propagation = arg.propagation.iter().map(|p| p.to_string());
+    if arg.is_bind() {
         // A bind: the source must exist (never silently created).
-        let host = std::fs::canonicalize(source)
-            .step_at("bind source", Path::new(source))
+        let host = std::fs::canonicalize(arg.source)
+            .step_at("bind source", Path::new(arg.source))
             .map_err(|e| {
                 e.hint("the host path does not exist: create it first, or give a name for a volume")
             })?;
         let mut opts = vec!["rbind".to_string()];
         // "rro": read-only through mount_setattr(AT_RECURSIVE), submounts too.
-        opts.push(if ro { "rro" } else { "rw" }.to_string());
-        opts.extend(options);
-        mount("bind", &host.to_string_lossy(), dest, opts)
+        opts.push(if arg.ro { "rro" } else { "rw" }.to_string());
+        opts.extend(propagation);
+        mount("bind", &host.to_string_lossy(), arg.dest, opts)
     } else {
-        volumes::check_name(source)?;
-        if ro {
-            options.insert(0, "ro".into());
-        }
-        mount("volume", source, dest, options)
+        let ro = arg.ro.then(|| "ro".to_string());
+        let opts = ro.into_iter().chain(propagation).collect();
+        mount("volume", arg.source, arg.dest, opts)
     }
 }
 
 /// `--tmpfs /path[:opts]`, with Docker's defaults (nosuid, nodev, noexec)
-/// that later options may override ("exec").
-fn tmpfs_mount(spec: &str) -> Result<Mount> {
+/// that later options may override ("exec"). Pure (fuzzed with `-v`).
+pub fn tmpfs_mount(spec: &str) -> Result<Mount> {
     let (dest, opts) = spec.split_once(':').unwrap_or((spec, ""));
     let mut options: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
     options.extend(opts.split(',').filter(|o| !o.is_empty()).map(String::from));

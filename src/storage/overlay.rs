@@ -123,7 +123,7 @@ impl Overlay {
         opts
     }
 
-    fn mount_new_api(&self) -> Result<()> {
+    pub(crate) fn mount_new_api(&self) -> Result<()> {
         let fs = sys::fsopen(c"overlay").step("fsopen overlay")?;
         let set = |key: &str, value: &Path| -> Result<()> {
             let k = CString::new(key).expect("no NUL");
@@ -155,7 +155,7 @@ impl Overlay {
         sys::move_mount_to(mnt.as_fd(), &target).step_at("move_mount overlay", &self.merged)
     }
 
-    fn mount_legacy(&self) -> Result<()> {
+    pub(crate) fn mount_legacy(&self) -> Result<()> {
         let lowers: Vec<String> = self
             .lowers
             .iter()
