@@ -56,7 +56,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
             pty,
         }),
         Err(err) => {
-            destroy(container);
+            destroy(container, log);
             Err(err)
         }
     }
@@ -80,7 +80,7 @@ fn build(
     crate::security::hooks::save(&bundle.spec, &container.dir)?;
 
     // Journalled in state.json, then made and configured: before any process.
-    let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    let cgroups = crate::cgroups::prepare(&bundle.spec, container, log)?;
     log.step("cgroups made and configured");
 
     // Namespaces, rootfs, process setup: the init, waiting for `start`.
@@ -128,26 +128,37 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
 
 /// Undo a container whatever state it reached: kill the init if it lives,
 /// then forget it. Used by a failed create and by `delete`.
-pub fn destroy(container: Container) {
-    if let Err(e) = destroy_checked(container, false) {
+pub fn destroy(container: Container, log: &Logger) {
+    if let Err(e) = destroy_checked(container, false, log) {
         eprintln!("hull: warning: {e}");
     }
 }
 
-/// `destroy`, then poststop hooks, then the state goes. With
-/// `keep_on_hook_failure` (delete), a failing poststop hook keeps the state
-/// so `delete` can be retried; otherwise it is only reported.
-pub fn destroy_checked(container: Container, keep_on_hook_failure: bool) -> Result<()> {
+/// `destroy`, then poststop hooks, then the state goes. What could not be
+/// undone keeps the state (and with it the journals) so that `delete` or
+/// `gc` can try again. With `keep_on_hook_failure` (delete), so does a
+/// failing poststop hook; otherwise that is only reported.
+pub fn destroy_checked(
+    container: Container,
+    keep_on_hook_failure: bool,
+    log: &Logger,
+) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs.
-    let _ = crate::cgroups::destroy(&container.record.cgroups);
+    let cgroups = crate::cgroups::destroy(&container.record.cgroups);
+    log.step("delete: cgroups");
     if let Some(pid) = container.live_pid() {
         crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
     }
+    log.step("delete: init killed");
     // Overlay upper/work dirs and volume uses (journalled); volume data stays.
-    let _ = crate::storage::cleanup(&container.dir);
+    let storage = crate::storage::cleanup(&container.dir);
+    log.step("delete: storage");
     // veth, lease, rules (journalled); the bridge goes with its last user.
-    let _ = crate::network::cleanup(&container.dir);
+    let network = crate::network::cleanup(&container.dir, log);
+    log.step("delete: network");
+    cgroups.and(storage).and(network)?;
     let hooks = crate::security::poststop(&container);
+    log.step("delete: poststop hooks");
     if keep_on_hook_failure && hooks.is_err() {
         return hooks;
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod console;
 pub mod create;
 pub mod error;
+pub mod failpoint;
 pub mod log;
 pub mod network;
 pub mod process;

@@ -16,6 +16,7 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(file: Option<PathBuf>, json: bool, debug: bool) -> Self {
+        crate::failpoint::arm();
         Logger {
             file,
             json,
@@ -30,7 +31,8 @@ impl Logger {
     }
 
     /// A step of a command and the time since the command began: with
-    /// `--debug` this is the trace that shows which step is slow.
+    /// `--debug` this is the trace that shows which step is slow. Every step
+    /// is also a failpoint (failpoint.rs; nothing in a normal build).
     pub fn step(&self, what: &str) {
         if self.debug {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -38,6 +40,7 @@ impl Logger {
             eprintln!("hull: debug: {msg}");
             self.record("debug", &msg);
         }
+        crate::failpoint::hit(what);
     }
 
     fn record(&self, level: &str, msg: &str) {

@@ -101,13 +101,13 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
     }
     match cli.command {
         Command::Create(args) => cli::lifecycle::create(&root, args, logger).map(ok),
-        Command::Start { id } => cli::lifecycle::start(&root, &id).map(ok),
+        Command::Start { id } => cli::lifecycle::start(&root, &id, logger).map(ok),
         Command::Run(args) => cli::lifecycle::run(&root, args, logger),
         Command::Exec(args) => cli::exec::exec(&root, args, logger),
         Command::Features => cli::features::features().map(ok),
         Command::State { id } => cli::inspect::state(&root, &id).map(ok),
         Command::Kill(args) => cli::lifecycle::kill(&root, args).map(ok),
-        Command::Delete(args) => cli::lifecycle::delete(&root, args).map(ok),
+        Command::Delete(args) => cli::lifecycle::delete(&root, args, logger).map(ok),
         Command::List(args) => cli::inspect::list(&root, args).map(ok),
         Command::Spec(args) => cli::spec::spec(args).map(ok),
         Command::Pause { id } => cli::cgroups::pause(&root, &id).map(ok),

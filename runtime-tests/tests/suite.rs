@@ -91,6 +91,8 @@ const TESTS: &[Test] = &[
 mod cgroups;
 #[path = "suite/exec.rs"]
 mod exec;
+#[path = "suite/faults.rs"]
+mod faults;
 #[path = "suite/network.rs"]
 mod network;
 #[path = "suite/security.rs"]
@@ -103,6 +105,7 @@ fn main() {
         TESTS,
         cgroups::TESTS,
         exec::TESTS,
+        faults::TESTS,
         network::TESTS,
         security::TESTS,
         storage::TESTS,

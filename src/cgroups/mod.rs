@@ -380,10 +380,12 @@ pub fn open_join_of(init: Pid) -> Result<Prepared> {
 pub fn prepare(
     spec: &oci_spec::runtime::Spec,
     container: &mut crate::state::Container,
+    log: &crate::log::Logger,
 ) -> Result<Prepared> {
     let paths = plan_for(spec, &container.record.id)?;
     container.record.cgroups = paths.clone();
     container.save()?;
+    log.step("cgroups journalled");
     make(&paths, spec)
 }
 

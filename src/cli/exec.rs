@@ -96,6 +96,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
         &process,
         spec.as_ref().and_then(|s| s.linux().as_ref()),
         args.preserve_fds,
+        log,
     )?;
     log.step("process started");
 
@@ -106,6 +107,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
     }
     if let Some(path) = &args.pid_file {
         crate::create::write_pid_file(path, joined.pid)?;
+        log.step("exec: write pid file");
     }
     if args.detach {
         return Ok(ExitCode::SUCCESS);

@@ -98,10 +98,13 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
         .map_err(|e| e.within(format!("create {}", opts.id)))
 }
 
-pub fn start(root: &Path, id: &str) -> Result<()> {
+pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
     let container = Store::new(root).load(id)?;
-    start_container(&container).map_err(|e| e.within(format!("start {id}")))?;
-    poststart_or_kill(&container).map_err(|e| e.within(format!("start {id}")))
+    log.step("start: load container");
+    start_container(&container, log).map_err(|e| e.within(format!("start {id}")))?;
+    poststart_or_kill(&container).map_err(|e| e.within(format!("start {id}")))?;
+    log.step("start: poststart hooks");
+    Ok(())
 }
 
 /// poststart hooks; when one fails the container is killed (runc 1.1).
@@ -118,7 +121,7 @@ fn poststart_or_kill(container: &Container) -> Result<()> {
 /// Release a created container's init: open exec.fifo (the init is blocked
 /// opening the other end), read its byte, remove the fifo. A pidfd in the
 /// same poll means an init that died instead is noticed at once.
-fn start_container(container: &Container) -> Result<()> {
+fn start_container(container: &Container, log: &Logger) -> Result<()> {
     match container.status() {
         Status::Created => {}
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
@@ -153,7 +156,9 @@ fn start_container(container: &Container) -> Result<()> {
         .is_some_and(|r| r.contains(PollFlags::POLLIN));
     let _ = std::fs::remove_file(&fifo_path);
     if released {
+        log.step("start: init released");
         wait_until_executed(&fifo);
+        log.step("start: process executed");
         Ok(())
     } else {
         Err(Error::new("start").detail("the container init exited before it was started"))
@@ -202,8 +207,8 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         console::copy_window_size(master.as_fd());
         console::RawMode::enter()
     });
-    if let Err(e) = start_container(&container).and_then(|()| poststart_or_kill(&container)) {
-        create::destroy(container);
+    if let Err(e) = start_container(&container, log).and_then(|()| poststart_or_kill(&container)) {
+        create::destroy(container, log);
         return Err(e.within(format!("run {id}")));
     }
     log.step("started");
@@ -217,7 +222,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     log.step("process exited");
     if !args.keep {
         if let Ok(container) = store.load(&id) {
-            create::destroy(container);
+            create::destroy(container, log);
             log.step("deleted");
         }
     }
@@ -240,7 +245,7 @@ pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
         .map_err(|e| e.within(format!("kill {}", args.id)))
 }
 
-pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
+pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
     let store = Store::new(root);
     let container = match store.load(&args.id) {
         Ok(c) => c,
@@ -258,7 +263,7 @@ pub fn delete(root: &Path, args: DeleteArgs) -> Result<()> {
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
-        _ => create::destroy_checked(container, true)
+        _ => create::destroy_checked(container, true, log)
             .map_err(|e| e.within(format!("delete {}", args.id))),
     }
 }

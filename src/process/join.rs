@@ -61,6 +61,7 @@ pub fn spawn(
     process: &Process,
     linux: Option<&Linux>,
     preserve_fds: u32,
+    log: &crate::log::Logger,
 ) -> Result<Joined> {
     let flags = namespaces_of(init)?;
     if flags.contains(CloneFlags::CLONE_NEWPID) {
@@ -72,7 +73,7 @@ pub fn spawn(
         Forked::Child => {
             drop(ours);
             let err =
-                match join_and_prepare(init_fd, flags, process, linux, &theirs, &cgroups.tasks) {
+                match join_and_prepare(init_fd, flags, process, linux, &theirs, &cgroups.tasks, log) {
                     Ok((exec, pty)) => {
                         let sent =
                             theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
@@ -122,6 +123,7 @@ fn join_and_prepare(
     linux: Option<&Linux>,
     chan: &Channel,
     cgroup_tasks: &[(OwnedFd, std::path::PathBuf)],
+    log: &crate::log::Logger,
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -136,9 +138,11 @@ fn join_and_prepare(
         setns(init_fd, rest).step("join the container's namespaces")?;
     }
     unistd::setsid().step("setsid")?;
+    log.step("exec: joined");
     let pty = console::open_if_terminal(process, false)?;
     // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
     let exec = finalize::apply_with(process, linux)?;
+    log.step("exec: process settings");
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     Ok((exec, pty))
 }

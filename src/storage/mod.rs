@@ -319,6 +319,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             .collect(),
     };
     journal.write(&container.dir)?;
+    log.step("storage: journal");
 
     if let (Some(dir), Some(lowers)) = (data_dir, lowers) {
         let userns = bundle.spec.linux().as_ref().is_some_and(|l| {
