@@ -11,6 +11,7 @@ pub mod error;
 pub mod failpoint;
 pub mod log;
 pub mod network;
+pub mod owner;
 pub mod process;
 pub mod rootfs;
 pub mod security;

@@ -77,6 +77,8 @@ enum Command {
     Commit(cli::storage::CommitArgs),
     /// List the published ports of a container
     Port { id: String },
+    /// Remove what crashed or vanished containers left on the host
+    Gc(cli::gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,5 +121,6 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
         Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
+        Command::Gc(args) => cli::gc::gc(&root, args, logger).map(ok),
     }
 }

@@ -386,7 +386,7 @@ pub fn prepare(
     container.record.cgroups = paths.clone();
     container.save()?;
     log.step("cgroups journalled");
-    make(&paths, spec)
+    make(&paths, spec, &container.dir)
 }
 
 /// The create step: plan the container's cgroups from the spec, journal
@@ -397,8 +397,9 @@ pub fn plan_for(spec: &oci_spec::runtime::Spec, id: &str) -> Result<Paths> {
     host.plan(path.as_deref(), id)
 }
 
-/// Create the journalled directories and write the spec's resources.
-pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
+/// Create the journalled directories and write the spec's resources. A
+/// leaf hull makes is marked with `owner` (the state dir) for `gc`.
+pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec, owner: &Path) -> Result<Prepared> {
     let res = Resources::from_spec(spec)?;
     for d in &paths.dirs {
         for dir in &d.created {
@@ -406,6 +407,9 @@ pub fn make(paths: &Paths, spec: &oci_spec::runtime::Spec) -> Result<Prepared> {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).step_at("create cgroup", dir),
+            }
+            if *dir == d.path {
+                crate::owner::mark(dir, owner);
             }
             if !d.v2 && d.controllers.iter().any(|c| c == "cpuset") {
                 v1::inherit_cpuset(dir)?;

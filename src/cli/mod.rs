@@ -4,6 +4,7 @@ pub mod cgroups;
 pub mod exec;
 pub mod features;
 pub mod foreground;
+pub mod gc;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;

@@ -27,6 +27,7 @@
 //! `dev.hull.ports: "8080:80,127.0.0.1:5353:53/udp"`,
 //! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
 
+pub mod gc;
 pub mod ipam;
 pub mod netlink;
 pub mod ports;
@@ -302,12 +303,17 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         ip,
         prefix: subnet.prefix,
         gateway: subnet.gateway(),
-        veth: format!("hv{:08x}", hash(&id) as u32),
+        veth: gc::veth_name(&id),
         ports: cfg.ports.clone(),
     };
     journal.write(&container.dir)?;
     log.step("network: journal");
     shared.leases.insert(ip, id.clone());
+    shared.netns.get_or_insert(journal.netns);
+    shared.owners.insert(
+        id.clone(),
+        std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?,
+    );
     shared
         .ports
         .extend(cfg.ports.iter().map(|m| (id.clone(), *m)));
@@ -492,16 +498,22 @@ pub fn release(j: &Journal, log: &Logger) -> Result<()> {
     })
 }
 
-fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
-    let reachable = if own_netns().ok() == Some(j.netns) {
-        true
-    } else if let Some(ns) = find_netns(j.netns) {
+/// Move the calling thread into the network namespace `id` (hull's own, or
+/// a named one). False when it is gone, and with it veths, bridge and rules.
+fn enter_netns(id: (u64, u64)) -> Result<bool> {
+    if own_netns().ok() == Some(id) {
+        Ok(true)
+    } else if let Some(ns) = find_netns(id) {
         nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
             .step("enter network namespace of the container's host side")?;
-        true
+        Ok(true)
     } else {
-        false // the namespace is gone, and with it veth, bridge and rules
-    };
+        Ok(false)
+    }
+}
+
+fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
+    let reachable = enter_netns(j.netns)?;
     let store = Locked::open(&j.net_root, &j.bridge)?;
     let mut shared = store.read()?.unwrap_or_default();
     let mut first_err = None;
@@ -515,7 +527,7 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
     } else {
         None
     };
-    if let Some(nl) = nl.as_mut() {
+    if let Some(nl) = nl.as_mut().filter(|_| !j.veth.is_empty()) {
         // Deleting one end deletes the pair (and it is gone already if the
         // container's namespace died).
         keep(nl.del_link(&j.veth).map(drop));
@@ -523,6 +535,7 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
     }
     if shared.leases.get(&j.ip) == Some(&j.id) {
         shared.leases.remove(&j.ip);
+        shared.owners.remove(&j.id);
     }
     shared.ports.retain(|(id, _)| id != &j.id);
     let last = shared.leases.is_empty();

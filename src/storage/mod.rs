@@ -328,6 +328,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             })
         });
         let ov = overlay::Overlay::create(&dir, lowers, &bundle.rootfs, userns)?;
+        crate::owner::mark(&dir, &container.dir);
         if userns {
             // The container's root must own the work dir (and may write "/").
             if let Some((uid, gid)) = mapped_root(bundle) {
