@@ -92,6 +92,7 @@ run-web: deps build bundles
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p hull --all-targets --features failpoints -- -D warnings
 
 unit:
 	$(CARGO) test -p hull

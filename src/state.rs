@@ -155,12 +155,14 @@ impl Store {
             Err((_, e)) => return Err(Error::sys("lock state dir", Some(&dir), e)),
         };
         match read_record(&dir) {
-            Ok(record) => Ok(Entry::Container(Container {
+            Ok(record) => Ok(Entry::Container(Box::new(Container {
                 dir,
                 record,
                 lock: Some(lock),
-            })),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(Entry::Bare(Bare { dir, _lock: lock })),
+            }))),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {
+                Ok(Entry::Bare(Bare { dir, _lock: lock }))
+            }
             Err(e) => Err(e),
         }
     }
@@ -211,7 +213,7 @@ pub enum Entry {
     Busy,
     /// No state.json: a create killed before its first write.
     Bare(Bare),
-    Container(Container),
+    Container(Box<Container>),
 }
 
 /// A state dir without a record, locked.

@@ -76,8 +76,10 @@ pub fn gc(root: &Path, args: GcArgs, log: &Logger) -> Result<()> {
         }
     }
     if failed > 0 {
-        return Err(Error::new(format!("gc: {failed} leftovers could not be removed"))
-            .hint("see the errors above; `hull gc` can be run again"));
+        return Err(
+            Error::new(format!("gc: {failed} leftovers could not be removed"))
+                .hint("see the errors above; `hull gc` can be run again"),
+        );
     }
     Ok(())
 }
@@ -100,13 +102,16 @@ fn containers(store: &Store) -> Result<Vec<Leftover>> {
         match store.try_entry(&id) {
             Ok(Entry::Busy) => {}
             Ok(Entry::Bare(bare)) => out.push(Leftover::new(
-                vec![format!("state dir {} (a create killed early)", bare.dir.display())],
+                vec![format!(
+                    "state dir {} (a create killed early)",
+                    bare.dir.display()
+                )],
                 move |_| bare.remove(),
             )),
             Ok(Entry::Container(c)) if c.live_pid().is_none() => {
                 let lines = inventory(&c)?;
                 out.push(Leftover::new(lines, move |log| {
-                    crate::create::destroy_checked(c, true, log)
+                    crate::create::destroy_checked(*c, true, log)
                 }));
             }
             Ok(Entry::Container(_)) => {}
@@ -185,7 +190,11 @@ fn marked_cgroups(root: &Path) -> Result<Vec<Leftover>> {
                     }],
                 };
                 out.push(Leftover::new(
-                    vec![format!("cgroup {} (of {})", path.display(), owner.display())],
+                    vec![format!(
+                        "cgroup {} (of {})",
+                        path.display(),
+                        owner.display()
+                    )],
                     move |_| crate::cgroups::destroy(&paths),
                 ));
             }

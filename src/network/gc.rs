@@ -102,9 +102,7 @@ fn look(bridge: &str) -> Result<Seen> {
 }
 
 fn is_veth_name(name: &str) -> bool {
-    name.len() == 10
-        && name.starts_with("hv")
-        && name[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    name.len() == 10 && name.starts_with("hv") && name[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// For a container gc removes whole (its state dir exists): the network
@@ -222,7 +220,12 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
             out.push(Found {
                 lines: names
                     .iter()
-                    .map(|c| format!("nft chain {c} (table ip {}, no lease)", rules::table(bridge)))
+                    .map(|c| {
+                        format!(
+                            "nft chain {c} (table ip {}, no lease)",
+                            rules::table(bridge)
+                        )
+                    })
                     .collect(),
                 fix: Fix::Chains {
                     netns,

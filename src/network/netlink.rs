@@ -433,7 +433,9 @@ mod tests {
         let Ok(mut nl) = Netlink::open() else { return };
         let links = nl.links().unwrap();
         assert!(
-            links.iter().any(|l| l.name == "lo" && l.index == 1 && l.master.is_none()),
+            links
+                .iter()
+                .any(|l| l.name == "lo" && l.index == 1 && l.master.is_none()),
             "{links:?}"
         );
     }

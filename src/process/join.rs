@@ -72,24 +72,31 @@ pub fn spawn(
     let child = match sys::clone_fork(0, cgroups.clone_into()).step("clone exec process")? {
         Forked::Child => {
             drop(ours);
-            let err =
-                match join_and_prepare(init_fd, flags, process, linux, &theirs, &cgroups.tasks, log) {
-                    Ok((exec, pty)) => {
-                        let sent =
-                            theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
-                        drop(pty);
-                        match sent {
-                            Ok(()) => match finalize::exec(&exec, preserve_fds) {
-                                Err(e) => {
-                                    eprintln!("hull: {e}");
-                                    std::process::exit(127)
-                                }
-                            },
-                            Err(_) => std::process::exit(1),
-                        }
+            let err = match join_and_prepare(
+                init_fd,
+                flags,
+                process,
+                linux,
+                &theirs,
+                &cgroups.tasks,
+                log,
+            ) {
+                Ok((exec, pty)) => {
+                    let sent =
+                        theirs.send_with_fd(&Msg::Ready, pty.as_ref().map(|p| p.as_raw_fd()));
+                    drop(pty);
+                    match sent {
+                        Ok(()) => match finalize::exec(&exec, preserve_fds) {
+                            Err(e) => {
+                                eprintln!("hull: {e}");
+                                std::process::exit(127)
+                            }
+                        },
+                        Err(_) => std::process::exit(1),
                     }
-                    Err(e) => e,
-                };
+                }
+                Err(e) => e,
+            };
             let _ = theirs.send(&Msg::Failed(err.to_string()));
             std::process::exit(1)
         }

@@ -221,7 +221,11 @@ impl<'a> Rig<'a> {
             .collect();
         ensure!(cgroups.is_empty(), "cgroups left: {}", cgroups.join(", "));
         let mounts = host_mounts_mentioning(&self.base.to_string_lossy());
-        ensure!(mounts.is_empty(), "host mounts left: {}", mounts.join(" | "));
+        ensure!(
+            mounts.is_empty(),
+            "host mounts left: {}",
+            mounts.join(" | ")
+        );
         let upper = self.data.join("containers").join(id);
         ensure!(!upper.exists(), "overlay dir {} left", upper.display());
         for vol in std::fs::read_dir(self.data.join("volumes"))
@@ -257,7 +261,10 @@ impl<'a> Rig<'a> {
         );
         let links = self.run_in(&["ip", "-o", "link"]);
         let veths = links.lines().filter(|l| l.contains(": hv")).count();
-        ensure!(veths == others, "{veths} veths for {others} containers: {links}");
+        ensure!(
+            veths == others,
+            "{veths} veths for {others} containers: {links}"
+        );
         let rules = self.run_in(&["nft", "list", "ruleset"]);
         ensure!(
             !rules.contains(&format!("hull:{id}\"")),
@@ -267,7 +274,10 @@ impl<'a> Rig<'a> {
             let doc: Value = serde_json::from_str(&leases).unwrap_or_default();
             let n = doc["leases"].as_object().map_or(0, |l| l.len());
             ensure!(n == others, "{n} leases for {others} containers: {leases}");
-            ensure!(links.contains("hull0"), "the bridge of {others} containers is gone");
+            ensure!(
+                links.contains("hull0"),
+                "the bridge of {others} containers is gone"
+            );
         }
         if others == 0 {
             ensure!(!links.contains("hull0"), "bridge left: {links}");
@@ -304,12 +314,15 @@ fn marked(args: &[&str], marker: &str) -> Value {
 // ---------------------------------------------------------------------------------------
 // the crash walk
 
+/// The commands of a scenario for one container id, argv each.
+type Commands<'a> = dyn Fn(&str) -> Vec<Vec<String>> + 'a;
+
 /// One scenario of the walk: the commands for a container id, run in order.
 struct Scenario<'a> {
     name: &'static str,
     rig: Rig<'a>,
     marker: String,
-    cmds: Box<dyn Fn(&str) -> Vec<Vec<String>> + 'a>,
+    cmds: Box<Commands<'a>>,
     /// Containers of the rig that live through the walk (bridge shared),
     /// and the marker of their processes.
     others: usize,
@@ -491,14 +504,20 @@ fn walk(c: &Ctx) -> TestResult {
                 ensure!(
                     gc.code == 0 && !gc.stdout.contains("fw-sibling"),
                     "{}",
-                    ctx(&format!("gc exited {}: {} {}", gc.code, gc.stdout, gc.stderr))
+                    ctx(&format!(
+                        "gc exited {}: {} {}",
+                        gc.code, gc.stdout, gc.stderr
+                    ))
                 );
             }
             let del = s.rig.hull(&["delete", "--force", &id]);
             ensure!(
                 del.code == 0,
                 "{}",
-                ctx(&format!("delete --force exited {}: {}", del.code, del.stderr))
+                ctx(&format!(
+                    "delete --force exited {}: {}",
+                    del.code, del.stderr
+                ))
             );
             s.rig
                 .nothing_left(&id, &s.marker, s.others)
@@ -563,7 +582,9 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     ensure!(out.code == 137, "create {a} was not killed: {}", out.stderr);
     let pid = rig.pid(&a)?;
     runtime_tests::util::signal(pid, libc::SIGKILL)?;
-    wait_until("A's init to exit", Duration::from_secs(10), || !pid_alive(pid))?;
+    wait_until("A's init to exit", Duration::from_secs(10), || {
+        !pid_alive(pid)
+    })?;
 
     // B: created and started, then its init killed and its state dir lost:
     // what is left is found through owner marks and the lease store.
@@ -587,10 +608,35 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     // Strays on the bridge with hull's names but no lease, and look-alikes
     // hull did not make.
     let ns = rig.netns.clone().expect("netns");
-    sh("ip", &["-n", &ns, "link", "add", "hvdeadbeef", "type", "veth", "peer", "name", "fake1"])?;
-    sh("ip", &["-n", &ns, "link", "set", "hvdeadbeef", "master", "hull0"])?;
-    sh("ip", &["-n", &ns, "link", "add", "other0", "type", "veth", "peer", "name", "other1"])?;
-    sh("ip", &["-n", &ns, "link", "set", "other0", "master", "hull0"])?;
+    sh(
+        "ip",
+        &[
+            "-n",
+            &ns,
+            "link",
+            "add",
+            "hvdeadbeef",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fake1",
+        ],
+    )?;
+    sh(
+        "ip",
+        &["-n", &ns, "link", "set", "hvdeadbeef", "master", "hull0"],
+    )?;
+    sh(
+        "ip",
+        &[
+            "-n", &ns, "link", "add", "other0", "type", "veth", "peer", "name", "other1",
+        ],
+    )?;
+    sh(
+        "ip",
+        &["-n", &ns, "link", "set", "other0", "master", "hull0"],
+    )?;
     let nft = |cmd: &str| -> Result<String, Outcome> {
         let nsarg = format!("--net=/run/netns/{ns}");
         sh("nsenter", &[nsarg.as_str(), "nft", cmd])
@@ -607,9 +653,11 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     let unmarked = rig.data.join("containers").join("rt-gc-unmarked");
     std::fs::create_dir_all(&unmarked)?;
     // The veths of A and B go with their namespaces, asynchronously.
-    wait_until("the veths of dead containers to go", Duration::from_secs(10), || {
-        rig.run_in(&["ip", "-o", "link"]).matches(": hv").count() == 2
-    })?;
+    wait_until(
+        "the veths of dead containers to go",
+        Duration::from_secs(10),
+        || rig.run_in(&["ip", "-o", "link"]).matches(": hv").count() == 2,
+    )?;
 
     let snapshot = || -> String {
         let mut s = String::new();
@@ -632,7 +680,11 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     };
     let before = snapshot();
     let dry = rig.hull(&["gc", "--dry-run"]).ok()?;
-    ensure!(snapshot() == before, "gc --dry-run changed the host: {}", dry.stdout);
+    ensure!(
+        snapshot() == before,
+        "gc --dry-run changed the host: {}",
+        dry.stdout
+    );
     let lines: Vec<&str> = dry.stdout.lines().collect();
     ensure!(
         lines.iter().all(|l| l.starts_with("would remove ")),
@@ -643,7 +695,7 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     let data = rig.data.to_string_lossy();
     let want = [
         format!("container {a} (state dir {root}/{a}"),
-        format!("cgroup "),
+        "cgroup ".to_string(),
         format!("overlay dir {data}/containers/{a}"),
         format!("of {a} (bridge hull0)"),
         format!("cgroup {} (of {root}/{bid})", own.join(&bid).display()),
@@ -655,12 +707,26 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
         "nft chain c-000000000000-pre (table ip hull-hull0, no lease)".to_string(),
     ];
     for w in &want {
-        ensure!(dry.stdout.contains(w.as_str()), "dry-run lacks {w:?}: {}", dry.stdout);
+        ensure!(
+            dry.stdout.contains(w.as_str()),
+            "dry-run lacks {w:?}: {}",
+            dry.stdout
+        );
     }
     let chains = lines.iter().filter(|l| l.contains("nft chains c-")).count();
     ensure!(chains == 2, "the chains of A and B: {}", dry.stdout);
-    for never in [keep.as_str(), "other0", "mychain", "rt-gc-untagged", "rt-gc-unmarked"] {
-        ensure!(!dry.stdout.contains(never), "gc would touch {never}: {}", dry.stdout);
+    for never in [
+        keep.as_str(),
+        "other0",
+        "mychain",
+        "rt-gc-untagged",
+        "rt-gc-unmarked",
+    ] {
+        ensure!(
+            !dry.stdout.contains(never),
+            "gc would touch {never}: {}",
+            dry.stdout
+        );
     }
 
     let done = rig.hull(&["gc"]).ok()?;
@@ -681,11 +747,23 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     ensure!(!rig.root.join(&cid).exists(), "bare state dir left");
     let links = rig.run_in(&["ip", "-o", "link"]);
     ensure!(!links.contains("hvdeadbeef"), "stray veth left: {links}");
-    ensure!(links.contains("other0"), "gc removed a veth hull did not make: {links}");
+    ensure!(
+        links.contains("other0"),
+        "gc removed a veth hull did not make: {links}"
+    );
     let rules = rig.run_in(&["nft", "list", "ruleset"]);
-    ensure!(!rules.contains("c-000000000000-pre"), "stray chain left: {rules}");
-    ensure!(rules.contains("mychain"), "gc removed a chain hull did not make: {rules}");
-    ensure!(rules.contains(&format!("hull:{keep}\"")), "keep's rules are gone: {rules}");
+    ensure!(
+        !rules.contains("c-000000000000-pre"),
+        "stray chain left: {rules}"
+    );
+    ensure!(
+        rules.contains("mychain"),
+        "gc removed a chain hull did not make: {rules}"
+    );
+    ensure!(
+        rules.contains(&format!("hull:{keep}\"")),
+        "keep's rules are gone: {rules}"
+    );
     ensure!(untagged.exists(), "gc removed an unmarked cgroup");
     ensure!(unmarked.exists(), "gc removed an unmarked overlay dir");
     ensure!(
@@ -700,7 +778,11 @@ fn gc_leftovers(c: &Ctx) -> TestResult {
     );
 
     let again = rig.hull(&["gc"]).ok()?;
-    ensure!(again.stdout.trim().is_empty(), "a second gc found: {}", again.stdout);
+    ensure!(
+        again.stdout.trim().is_empty(),
+        "a second gc found: {}",
+        again.stdout
+    );
 
     rig.hull(&["delete", "--force", &keep]).ok()?;
     let _ = std::fs::remove_dir(&unmarked);
@@ -754,9 +836,11 @@ fn gone(c: &Ctx, id: &str) -> TestResult {
 }
 
 fn no_processes(marker: &str) -> TestResult {
-    wait_until("container processes to exit", Duration::from_secs(10), || {
-        procs_with_env(marker).is_empty()
-    })
+    wait_until(
+        "container processes to exit",
+        Duration::from_secs(10),
+        || procs_with_env(marker).is_empty(),
+    )
 }
 
 /// 50 `run -d` + `delete --force` of distinct ids at once: each succeeds,
@@ -788,7 +872,11 @@ fn run_delete_50(c: &Ctx) -> TestResult {
             .collect();
         handles
             .into_iter()
-            .filter_map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())).err())
+            .filter_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("thread panicked".into()))
+                    .err()
+            })
             .collect()
     });
     ensure!(errors.is_empty(), "{}", errors.join("; "));
@@ -826,7 +914,10 @@ fn create_same_id_20(c: &Ctx) -> TestResult {
     let st = c.rt.state(id)?;
     ensure!(st["status"] == "created", "the winner is not created: {st}");
     let pid = st["pid"].as_i64().unwrap_or(0) as i32;
-    ensure!(pid > 0 && pid_alive(pid), "the winner's init is not alive: {st}");
+    ensure!(
+        pid > 0 && pid_alive(pid),
+        "the winner's init is not alive: {st}"
+    );
     c.rt.start(id).ok()?;
     ensure!(c.rt.status(id)? == "running", "the winner does not start");
     c.rt.delete_force(id).ok()?;

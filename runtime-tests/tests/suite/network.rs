@@ -611,7 +611,8 @@ fn crash_safety(c: &Ctx) -> TestResult {
     let b = b.to_string_lossy().into_owned();
     // The init killed (its namespace, veth and all, gone) before delete --force.
     let id = c.id();
-    t.hull(c, &["create", "-b", &b, "-p", "18080:80", &id]).ok()?;
+    t.hull(c, &["create", "-b", &b, "-p", "18080:80", &id])
+        .ok()?;
     let pid = c.rt.pid(&id)?;
     runtime_tests::util::signal(pid, libc::SIGKILL)?;
     c.rt.wait_status(&id, "stopped")?;
@@ -634,7 +635,11 @@ fn crash_safety(c: &Ctx) -> TestResult {
         ),
     )?;
     std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755))?;
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let id = c.id();
     let out = t
         .hull_env(
