@@ -22,18 +22,29 @@ use std::time::Duration;
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::runtime::{Spawned, COMMAND_LIMIT};
-use runtime_tests::util::{
-    cgroups_matching, host_mounts_mentioning, pid_alive, procs_with_env, wait_until,
-};
+use runtime_tests::util::{cgroups_matching, host_mounts_mentioning, procs_with_env, wait_until};
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 use serde_json::{json, Value};
 
+#[path = "faults/concurrency.rs"]
+mod concurrency;
+#[path = "faults/gc.rs"]
+mod gc;
+
 pub const TESTS: &[Test] = &[
     t("fault_walk", Kind::HullOnly, walk),
-    t("gc_leftovers", Kind::HullOnly, gc_leftovers),
-    t("conc_run_delete_50", Kind::Oci, run_delete_50),
-    t("conc_create_same_id_20", Kind::HullOnly, create_same_id_20),
-    t("conc_delete_force_vs_kill", Kind::Oci, delete_force_vs_kill),
+    t("gc_leftovers", Kind::HullOnly, gc::leftovers),
+    t("conc_run_delete_50", Kind::Oci, concurrency::run_delete_50),
+    t(
+        "conc_create_same_id_20",
+        Kind::HullOnly,
+        concurrency::create_same_id_20,
+    ),
+    t(
+        "conc_delete_force_vs_kill",
+        Kind::Oci,
+        concurrency::delete_force_vs_kill,
+    ),
 ];
 
 /// Where the failpoints build is looked for when HULL_FAILPOINTS is unset.
@@ -42,7 +53,7 @@ const FAILPOINTS_DEFAULT: &str = concat!(
     "/../target/failpoints/release/hull"
 );
 
-fn failpoints_bin() -> Result<PathBuf, Outcome> {
+pub(crate) fn failpoints_bin() -> Result<PathBuf, Outcome> {
     let p = std::env::var_os("HULL_FAILPOINTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(FAILPOINTS_DEFAULT));
@@ -56,7 +67,7 @@ fn failpoints_bin() -> Result<PathBuf, Outcome> {
     }
 }
 
-fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
+pub(crate) fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
     let out = Command::new(cmd).args(args).stdin(Stdio::null()).output()?;
     if !out.status.success() {
         fail!(
@@ -68,9 +79,18 @@ fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+pub(crate) fn need_net_tools() -> TestResult {
+    for tool in ["ip", "nsenter", "nft"] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            return Err(Outcome::Skip(format!("{tool} not installed (make deps)")));
+        }
+    }
+    Ok(())
+}
+
 /// A private hull world: its own state root, data root and lease store, and
 /// optionally a network namespace every command runs in.
-struct Rig<'a> {
+pub(crate) struct Rig<'a> {
     c: &'a Ctx,
     base: PathBuf,
     root: PathBuf,
@@ -302,7 +322,7 @@ fn in_netns_cmd(netns: Option<&str>, bin: &Path) -> Command {
 }
 
 /// A config whose processes carry `marker` (`K=V`) in their environment.
-fn marked(args: &[&str], marker: &str) -> Value {
+pub(crate) fn marked(args: &[&str], marker: &str) -> Value {
     let mut cfg = config(args);
     cfg["process"]["env"]
         .as_array_mut()
@@ -445,11 +465,7 @@ fn steps_of(stderr: &str) -> Vec<String> {
 
 fn walk(c: &Ctx) -> TestResult {
     let fp = failpoints_bin()?;
-    for tool in ["ip", "nsenter", "nft"] {
-        if Command::new(tool).arg("-V").output().is_err() {
-            return Err(Outcome::Skip(format!("{tool} not installed (make deps)")));
-        }
-    }
+    need_net_tools()?;
     let scenarios = scenarios(c)?;
     let mut covered = Vec::new();
     let mut total = 0;
@@ -534,421 +550,4 @@ fn walk(c: &Ctx) -> TestResult {
         covered.join(", ")
     );
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// hull gc
-
-fn need_net_tools() -> TestResult {
-    for tool in ["ip", "nsenter", "nft"] {
-        if Command::new(tool).arg("-V").output().is_err() {
-            return Err(Outcome::Skip(format!("{tool} not installed (make deps)")));
-        }
-    }
-    Ok(())
-}
-
-/// Leftovers of every kind next to a running container: `gc --dry-run`
-/// lists them and changes nothing, `gc` removes them and nothing else, a
-/// second `gc` finds nothing.
-fn gc_leftovers(c: &Ctx) -> TestResult {
-    let fp = failpoints_bin()?;
-    need_net_tools()?;
-    let rig = Rig::new(c, true)?;
-    let n = c.suite.next();
-    let marker = format!("HULL_RT_FAULT=gc-{}-{n}", std::process::id());
-    let keep_marker = format!("{marker}-keep");
-    let b = c.bundle(&marked(&["sleep", "60"], &marker))?;
-    let b = b.to_string_lossy().into_owned();
-    let kb = c.bundle(&marked(&["sleep", "60"], &keep_marker))?;
-    let kb = kb.to_string_lossy().into_owned();
-    let extras = |port: &'static str| ["--overlay", "-v", "gcvol:/data", "-p", port];
-
-    // A running container that gc must leave alone.
-    let keep = c.id();
-    let mut args = vec!["create", "-b", &kb];
-    args.extend(extras("18090:80"));
-    args.push(&keep);
-    rig.hull(&args).ok()?;
-    rig.hull(&["start", &keep]).ok()?;
-
-    // A: hull killed once the rules were in place, then the init killed:
-    // a state dir, cgroups, overlay dir, volume use, lease and chains.
-    let a = c.id();
-    let mut args = vec!["create", "-b", &b];
-    args.extend(extras("18091:80"));
-    args.push(&a);
-    let out = rig.hull_with(&fp, &args, &[("HULL_FAILPOINT", "network: rules")]);
-    ensure!(out.code == 137, "create {a} was not killed: {}", out.stderr);
-    let pid = rig.pid(&a)?;
-    runtime_tests::util::signal(pid, libc::SIGKILL)?;
-    wait_until("A's init to exit", Duration::from_secs(10), || {
-        !pid_alive(pid)
-    })?;
-
-    // B: created and started, then its init killed and its state dir lost:
-    // what is left is found through owner marks and the lease store.
-    let bid = c.id();
-    let mut args = vec!["create", "-b", &b];
-    args.extend(extras("18092:80"));
-    args.push(&bid);
-    rig.hull(&args).ok()?;
-    rig.hull(&["start", &bid]).ok()?;
-    let pid = rig.pid(&bid)?;
-    runtime_tests::util::signal(pid, libc::SIGKILL)?;
-    wait_until("B's init to exit", Duration::from_secs(10), || {
-        procs_with_env(&marker).is_empty()
-    })?;
-    std::fs::remove_dir_all(rig.root.join(&bid))?;
-
-    // C: a create killed between mkdir and its first write.
-    let cid = c.id();
-    std::fs::create_dir(rig.root.join(&cid))?;
-
-    // Strays on the bridge with hull's names but no lease, and look-alikes
-    // hull did not make.
-    let ns = rig.netns.clone().expect("netns");
-    sh(
-        "ip",
-        &[
-            "-n",
-            &ns,
-            "link",
-            "add",
-            "hvdeadbeef",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "fake1",
-        ],
-    )?;
-    sh(
-        "ip",
-        &["-n", &ns, "link", "set", "hvdeadbeef", "master", "hull0"],
-    )?;
-    sh(
-        "ip",
-        &[
-            "-n", &ns, "link", "add", "other0", "type", "veth", "peer", "name", "other1",
-        ],
-    )?;
-    sh(
-        "ip",
-        &["-n", &ns, "link", "set", "other0", "master", "hull0"],
-    )?;
-    let nft = |cmd: &str| -> Result<String, Outcome> {
-        let nsarg = format!("--net=/run/netns/{ns}");
-        sh("nsenter", &[nsarg.as_str(), "nft", cmd])
-    };
-    nft("add chain ip hull-hull0 c-000000000000-pre { type nat hook prerouting priority -100; }")?;
-    nft("add chain ip hull-hull0 mychain")?;
-    let own = own_cgroup_dir()?;
-    let untagged = own.join(format!("rt-gc-untagged-{}-{n}", std::process::id()));
-    std::fs::create_dir(&untagged)?;
-    let u = untagged.clone();
-    c.on_cleanup(move || {
-        let _ = std::fs::remove_dir(&u);
-    });
-    let unmarked = rig.data.join("containers").join("rt-gc-unmarked");
-    std::fs::create_dir_all(&unmarked)?;
-    // The veths of A and B go with their namespaces, asynchronously.
-    wait_until(
-        "the veths of dead containers to go",
-        Duration::from_secs(10),
-        || rig.run_in(&["ip", "-o", "link"]).matches(": hv").count() == 2,
-    )?;
-
-    let snapshot = || -> String {
-        let mut s = String::new();
-        for d in [&rig.root, &rig.data.join("containers")] {
-            let mut names: Vec<String> = std::fs::read_dir(d)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            s += &format!("{names:?}\n");
-        }
-        s += &std::fs::read_to_string(rig.net.join("hull0.json")).unwrap_or_default();
-        s += &rig.run_in(&["ip", "-o", "link"]);
-        s += &rig.run_in(&["nft", "list", "ruleset"]);
-        s += &format!("{:?}", cgroups_matching(&a));
-        s += &format!("{:?}", cgroups_matching(&bid));
-        s
-    };
-    let before = snapshot();
-    let dry = rig.hull(&["gc", "--dry-run"]).ok()?;
-    ensure!(
-        snapshot() == before,
-        "gc --dry-run changed the host: {}",
-        dry.stdout
-    );
-    let lines: Vec<&str> = dry.stdout.lines().collect();
-    ensure!(
-        lines.iter().all(|l| l.starts_with("would remove ")),
-        "dry-run output: {}",
-        dry.stdout
-    );
-    let root = rig.root.to_string_lossy();
-    let data = rig.data.to_string_lossy();
-    let want = [
-        format!("container {a} (state dir {root}/{a}"),
-        "cgroup ".to_string(),
-        format!("overlay dir {data}/containers/{a}"),
-        format!("of {a} (bridge hull0)"),
-        format!("cgroup {} (of {root}/{bid})", own.join(&bid).display()),
-        format!("overlay dir {data}/containers/{bid} (of {root}/{bid})"),
-        format!("/volumes/gcvol/users/{bid}@"),
-        format!("of {bid} (bridge hull0)"),
-        format!("state dir {root}/{cid} (a create killed early)"),
-        "veth hvdeadbeef (bridge hull0, no lease)".to_string(),
-        "nft chain c-000000000000-pre (table ip hull-hull0, no lease)".to_string(),
-    ];
-    for w in &want {
-        ensure!(
-            dry.stdout.contains(w.as_str()),
-            "dry-run lacks {w:?}: {}",
-            dry.stdout
-        );
-    }
-    let chains = lines.iter().filter(|l| l.contains("nft chains c-")).count();
-    ensure!(chains == 2, "the chains of A and B: {}", dry.stdout);
-    for never in [
-        keep.as_str(),
-        "other0",
-        "mychain",
-        "rt-gc-untagged",
-        "rt-gc-unmarked",
-    ] {
-        ensure!(
-            !dry.stdout.contains(never),
-            "gc would touch {never}: {}",
-            dry.stdout
-        );
-    }
-
-    let done = rig.hull(&["gc"]).ok()?;
-    let removed: Vec<String> = done
-        .stdout
-        .lines()
-        .map(|l| l.replacen("removed ", "would remove ", 1))
-        .collect();
-    ensure!(
-        removed == lines,
-        "gc removed other things than --dry-run listed: {} / {}",
-        done.stdout,
-        dry.stdout
-    );
-    for (id, m) in [(&a, &marker), (&bid, &marker)] {
-        rig.nothing_left(id, m, 1)?;
-    }
-    ensure!(!rig.root.join(&cid).exists(), "bare state dir left");
-    let links = rig.run_in(&["ip", "-o", "link"]);
-    ensure!(!links.contains("hvdeadbeef"), "stray veth left: {links}");
-    ensure!(
-        links.contains("other0"),
-        "gc removed a veth hull did not make: {links}"
-    );
-    let rules = rig.run_in(&["nft", "list", "ruleset"]);
-    ensure!(
-        !rules.contains("c-000000000000-pre"),
-        "stray chain left: {rules}"
-    );
-    ensure!(
-        rules.contains("mychain"),
-        "gc removed a chain hull did not make: {rules}"
-    );
-    ensure!(
-        rules.contains(&format!("hull:{keep}\"")),
-        "keep's rules are gone: {rules}"
-    );
-    ensure!(untagged.exists(), "gc removed an unmarked cgroup");
-    ensure!(unmarked.exists(), "gc removed an unmarked overlay dir");
-    ensure!(
-        rig.data.join("containers").join(&keep).exists(),
-        "gc removed keep's overlay dir"
-    );
-    let st: Value = serde_json::from_str(&rig.hull(&["state", &keep]).ok()?.stdout)?;
-    ensure!(st["status"] == "running", "keep is not running: {st}");
-    ensure!(
-        !procs_with_env(&keep_marker).is_empty(),
-        "keep's process is gone"
-    );
-
-    let again = rig.hull(&["gc"]).ok()?;
-    ensure!(
-        again.stdout.trim().is_empty(),
-        "a second gc found: {}",
-        again.stdout
-    );
-
-    rig.hull(&["delete", "--force", &keep]).ok()?;
-    let _ = std::fs::remove_dir(&unmarked);
-    rig.nothing_left(&keep, &keep_marker, 0)
-}
-
-/// Our own cgroup directory in the v1 cpu hierarchy, or on a cgroup2 host
-/// the unified one: where containers without a cgroupsPath land.
-fn own_cgroup_dir() -> Result<PathBuf, Outcome> {
-    let own = std::fs::read_to_string("/proc/self/cgroup")?;
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    for line in own.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (ctrls, path) = (parts.nth(1).unwrap_or(""), parts.next().unwrap_or(""));
-        let rel = path.trim_start_matches('/');
-        if v2 && ctrls.is_empty() {
-            return Ok(Path::new("/sys/fs/cgroup").join(rel));
-        }
-        if !v2 && ctrls.split(',').any(|c| c == "cpu") {
-            return Ok(Path::new("/sys/fs/cgroup/cpu").join(rel));
-        }
-    }
-    Err(Outcome::Skip("cannot find our own cgroup".into()))
-}
-
-// ---------------------------------------------------------------------------------------
-// concurrency
-
-/// Container ids and a bundle whose processes carry a marker of their own.
-fn batch(c: &Ctx, n: usize, args: &[&str]) -> Result<(Vec<String>, PathBuf, String), Outcome> {
-    let marker = format!(
-        "HULL_RT_FAULT={}-{}-{}",
-        c.name,
-        std::process::id(),
-        c.suite.next()
-    );
-    let b = c.bundle(&marked(args, &marker))?;
-    Ok(((0..n).map(|_| c.id()).collect(), b, marker))
-}
-
-/// Container `id` is gone: no state, no cgroup.
-fn gone(c: &Ctx, id: &str) -> TestResult {
-    ensure!(c.rt.is_gone(id), "{id} still exists");
-    ensure!(!c.rt.root.join(id).exists(), "state dir of {id} left");
-    let cg: Vec<String> = cgroups_matching(id)
-        .into_iter()
-        .filter(|d| d.ends_with(&format!("/{id}")))
-        .collect();
-    ensure!(cg.is_empty(), "cgroups of {id} left: {}", cg.join(", "));
-    Ok(())
-}
-
-fn no_processes(marker: &str) -> TestResult {
-    wait_until(
-        "container processes to exit",
-        Duration::from_secs(10),
-        || procs_with_env(marker).is_empty(),
-    )
-}
-
-/// 50 `run -d` + `delete --force` of distinct ids at once: each succeeds,
-/// nothing is left.
-fn run_delete_50(c: &Ctx) -> TestResult {
-    let (ids, b, marker) = batch(c, 50, &["sleep", "30"])?;
-    let rt = c.rt;
-    let b = b.to_string_lossy().into_owned();
-    let errors: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                let b = b.as_str();
-                s.spawn(move || -> Result<(), String> {
-                    let run = rt.exec(&["run", "-d", "--bundle", b, id]);
-                    let del = rt.delete_force(id);
-                    if run.code != 0 || del.code != 0 {
-                        return Err(format!(
-                            "{id}: run -d exited {} ({}), delete --force {} ({})",
-                            run.code,
-                            run.stderr.trim(),
-                            del.code,
-                            del.stderr.trim()
-                        ));
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("thread panicked".into()))
-                    .err()
-            })
-            .collect()
-    });
-    ensure!(errors.is_empty(), "{}", errors.join("; "));
-    for id in &ids {
-        gone(c, id)?;
-    }
-    no_processes(&marker)
-}
-
-/// 20 concurrent creates of one id: exactly one wins, every other fails
-/// with runc's "already exists", and the winner is whole. HullOnly: runc
-/// 1.1.5 loses this race (see create_concurrent_same_id in suite.rs).
-fn create_same_id_20(c: &Ctx) -> TestResult {
-    let (ids, b, marker) = batch(c, 1, &["sleep", "30"])?;
-    let id = ids[0].as_str();
-    let b = b.to_string_lossy().into_owned();
-    let spawned: Vec<Spawned> = (0..20)
-        .map(|_| c.rt.spawn(&["create", "--bundle", &b, id]))
-        .collect::<Result<_, _>>()?;
-    let outs: Vec<Output> = spawned.into_iter().map(|s| s.wait(COMMAND_LIMIT)).collect();
-    let winners = outs.iter().filter(|o| o.code == 0).count();
-    ensure!(
-        winners == 1,
-        "{winners} of 20 creates of {id} succeeded: {:?}",
-        outs.iter().map(|o| o.stderr.trim()).collect::<Vec<_>>()
-    );
-    for o in outs.iter().filter(|o| o.code != 0) {
-        ensure!(
-            o.code == 1 && o.stderr.contains("already exists"),
-            "a losing create exited {}: {}",
-            o.code,
-            o.stderr.trim()
-        );
-    }
-    let st = c.rt.state(id)?;
-    ensure!(st["status"] == "created", "the winner is not created: {st}");
-    let pid = st["pid"].as_i64().unwrap_or(0) as i32;
-    ensure!(
-        pid > 0 && pid_alive(pid),
-        "the winner's init is not alive: {st}"
-    );
-    c.rt.start(id).ok()?;
-    ensure!(c.rt.status(id)? == "running", "the winner does not start");
-    c.rt.delete_force(id).ok()?;
-    gone(c, id)?;
-    no_processes(&marker)
-}
-
-/// `delete --force` racing `kill`: delete succeeds, kill succeeds or says
-/// the container is not running or gone; nothing hangs or is left.
-fn delete_force_vs_kill(c: &Ctx) -> TestResult {
-    let (ids, b, marker) = batch(c, 10, &["sleep", "30"])?;
-    for id in &ids {
-        c.rt.create(id, &b).ok()?;
-        c.rt.start(id).ok()?;
-        let kill = c.rt.spawn(&["kill", id, "KILL"])?;
-        let del = c.rt.spawn(&["delete", "--force", id])?;
-        let (kill, del) = (kill.wait(COMMAND_LIMIT), del.wait(COMMAND_LIMIT));
-        ensure!(
-            del.code == 0,
-            "delete --force {id} exited {}: {}",
-            del.code,
-            del.stderr.trim()
-        );
-        let benign = ["not running", "does not exist"];
-        ensure!(
-            kill.code == 0 || (kill.code == 1 && benign.iter().any(|b| kill.stderr.contains(b))),
-            "kill {id} exited {}: {}",
-            kill.code,
-            kill.stderr.trim()
-        );
-        gone(c, id)?;
-    }
-    no_processes(&marker)
 }
