@@ -13,6 +13,10 @@ SHELL   := /bin/bash
 CARGO   ?= cargo
 BUSYBOX ?= /bin/busybox
 HULL    := $(CURDIR)/target/release/hull
+# The fault-injection build (cargo feature `failpoints`) for the crash walk of
+# the suite (runtime-tests/tests/suite/faults.rs): a target dir of its own, so
+# target/release/hull never carries it.
+FAILPOINTS := $(CURDIR)/target/failpoints/release/hull
 RUNTIME ?= $(HULL)
 
 # Sample bundles: every bundles/<name>/ that has a config.json gets a rootfs.
@@ -26,14 +30,14 @@ APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd d
 # network tests build their namespaces with iproute2.
 APT_PKGS += nftables conntrack iproute2
 
-# The suite needs the release binary only when it drives hull.
-SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build)
+# The suite needs the release binaries only when it drives hull.
+SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build build-failpoints)
 # With RUNTIME=runc, `make test` runs the suite once, against runc.
 TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz clean
+.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz build-failpoints clean
 
 all: build
 
@@ -57,6 +61,11 @@ deps:
 
 build:
 	$(CARGO) build --release
+
+# No LTO: a test binary, where build time counts and run time hardly does.
+build-failpoints:
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	  $(CARGO) build --release --features failpoints --target-dir target/failpoints
 
 bundles: $(ROOTFSES)
 
@@ -84,6 +93,7 @@ run-web: deps build bundles
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p hull --all-targets --features failpoints -- -D warnings
 
 unit:
 	$(CARGO) test -p hull

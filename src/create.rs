@@ -85,7 +85,7 @@ fn build(
     crate::security::hooks::save(&bundle.spec, &container.dir)?;
 
     // Journalled in state.json, then made and configured: before any process.
-    let cgroups = crate::cgroups::prepare(&bundle.spec, container)?;
+    let cgroups = crate::cgroups::prepare(&bundle.spec, container, log)?;
     // SCHED_FIFO/RR: a realtime budget in the cpu cgroup, before the init joins.
     crate::security::sched::rt_budget(&bundle.spec, &container.record.cgroups)?;
     log.step("cgroups made and configured");
@@ -137,36 +137,34 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
 /// Undo a container whatever state it reached (a failed create or start):
 /// `destroy_checked`, with a failure only reported.
 pub fn destroy(container: Container, log: &Logger) {
-    if let Err(e) = destroy_checked(container, false, log) {
+    if let Err(e) = destroy_checked(container, log) {
         log.warning(&e.to_string());
     }
 }
 
 /// Kill the init if it lives, undo what the container holds on the host,
-/// run the poststop hooks, then forget the container. A failing poststop
-/// hook is a warning and deletion goes on (runtime spec). With
-/// `keep_on_failure` (delete), a cgroup that cannot be removed keeps the
-/// state so `delete` can be retried; otherwise it is only reported. A state
-/// directory that cannot be removed is an error: the container still exists.
-pub fn destroy_checked(container: Container, keep_on_failure: bool, log: &Logger) -> Result<()> {
+/// run the poststop hooks, then forget the container. What could not be
+/// undone (a cgroup, an upper dir, a veth or rule) keeps the state, and with
+/// it the journals, so that `delete` or `gc` can try again. A failing
+/// poststop hook is a warning and deletion goes on (runtime spec).
+pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs,
     // child cgroups it made included.
     let cgroups = crate::cgroups::destroy(&container.record.cgroups);
+    log.step("delete: cgroups");
     if let Some(pid) = container.live_pid() {
         crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
     }
+    log.step("delete: init killed");
     // Overlay upper/work dirs and volume uses (journalled); volume data stays.
-    let _ = crate::storage::cleanup(&container.dir);
+    let storage = crate::storage::cleanup(&container.dir);
+    log.step("delete: storage");
     // veth, lease, rules (journalled); the bridge goes with its last user.
-    let _ = crate::network::cleanup(&container.dir);
-    // A cgroup left behind fails `delete`, and the record stays for a retry.
-    if let Err(e) = cgroups {
-        if keep_on_failure {
-            return Err(e);
-        }
-        log.warning(&e.to_string());
-    }
+    let network = crate::network::cleanup(&container.dir, log);
+    log.step("delete: network");
+    cgroups.and(storage).and(network)?;
     crate::security::poststop(&container, log);
+    log.step("delete: poststop hooks");
     container.remove()
 }
 

@@ -33,6 +33,7 @@ impl Logger {
                     .map_err(|e| e.hint("--log names a file hull can create or append to"))
             })
             .transpose()?;
+        crate::failpoint::arm();
         Ok(Logger {
             file,
             json,
@@ -63,7 +64,8 @@ impl Logger {
     }
 
     /// A step of a command and the time since the command began: with
-    /// `--debug` this is the trace that shows which step is slow.
+    /// `--debug` this is the trace that shows which step is slow. Every step
+    /// is also a failpoint (failpoint.rs; nothing in a normal build).
     pub fn step(&self, what: &str) {
         if self.debug {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -71,6 +73,7 @@ impl Logger {
             eprintln!("hull: debug: {msg}");
             self.record("debug", &msg);
         }
+        crate::failpoint::hit(what);
     }
 
     fn record(&self, level: &str, msg: &str) {

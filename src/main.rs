@@ -83,6 +83,8 @@ enum Command {
     Port { id: String },
     /// Probe whether this host can run containers and what is degraded
     Check(cli::check::CheckArgs),
+    /// Remove what crashed or vanished containers left on the host
+    Gc(cli::gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -166,5 +168,6 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
         Command::Check(args) => cli::check::check(&root, args),
+        Command::Gc(args) => cli::gc::gc(&root, args, logger).map(ok),
     }
 }

@@ -92,6 +92,10 @@ impl Store {
         }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Reserve `id`: mkdir is atomic, so of two concurrent creates of one id
     /// exactly one wins. The lock is held until the returned value drops.
     pub fn reserve(&self, record: Record) -> Result<Container> {
@@ -143,6 +147,29 @@ impl Store {
         })
     }
 
+    /// For `gc`: lock `id` without waiting, and say what its dir holds.
+    pub fn try_entry(&self, id: &str) -> Result<Entry> {
+        check_id(id)?;
+        let dir = self.root.join(id);
+        let file = File::open(&dir).step_at("open state dir", &dir)?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(Entry::Busy),
+            Err((_, e)) => return Err(Error::sys("lock state dir", Some(&dir), e)),
+        };
+        match read_record(&dir) {
+            Ok(record) => Ok(Entry::Container(Box::new(Container {
+                dir,
+                record,
+                lock: Some(lock),
+            }))),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {
+                Ok(Entry::Bare(Bare { dir, _lock: lock }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Remove what a create killed before its first write left: a bare dir.
     pub fn remove_stale(&self, id: &str) {
         if check_id(id).is_ok() {
@@ -180,6 +207,27 @@ impl Store {
             .collect();
         out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         out
+    }
+}
+
+/// A state dir as `gc` finds it.
+pub enum Entry {
+    /// Another command holds its lock (a create in progress, a delete, ...).
+    Busy,
+    /// No state.json: a create killed before its first write.
+    Bare(Bare),
+    Container(Box<Container>),
+}
+
+/// A state dir without a record, locked.
+pub struct Bare {
+    pub dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Bare {
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.dir).step_at("remove state dir", &self.dir)
     }
 }
 

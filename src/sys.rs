@@ -219,6 +219,25 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Have the kernel send `signal` to process `owner` when input arrives on
+/// `fd` (F_SETOWN, F_SETSIG, O_ASYNC): a process in a pid namespace below
+/// `owner`'s can signal it this way through a pipe, with no pid to name and
+/// no thread waiting. For the failpoints build only.
+#[cfg(feature = "failpoints")]
+pub fn signal_on_input(fd: BorrowedFd<'_>, owner: Pid, signal: i32) -> Result<(), Errno> {
+    // linux/fcntl.h; the libc crate exports it for musl only.
+    const F_SETSIG: libc::c_int = 10;
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl with integer arguments only, on an fd we hold.
+    unsafe {
+        Errno::result(libc::fcntl(fd, libc::F_SETOWN, owner.as_raw()))?;
+        Errno::result(libc::fcntl(fd, F_SETSIG, signal))?;
+        let flags = Errno::result(libc::fcntl(fd, libc::F_GETFL))?;
+        Errno::result(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC))?;
+    }
+    Ok(())
+}
+
 /// Take ownership of an fd the kernel just returned (open, recvmsg with
 /// SCM_RIGHTS). Only for such fresh fds: nothing else may refer to them.
 pub fn own_fd(raw: RawFd) -> OwnedFd {

@@ -95,6 +95,8 @@ mod check;
 mod exec;
 #[path = "suite/failclosed.rs"]
 mod failclosed;
+#[path = "suite/faults.rs"]
+mod faults;
 #[path = "suite/network.rs"]
 mod network;
 #[path = "suite/parity_cgroups.rs"]
@@ -117,6 +119,7 @@ fn main() {
         check::TESTS,
         exec::TESTS,
         failclosed::TESTS,
+        faults::TESTS,
         network::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,

@@ -449,13 +449,15 @@ fn join_below(base: &Path, rel: &Path) -> Result<PathBuf> {
 pub fn prepare(
     spec: &oci_spec::runtime::Spec,
     container: &mut crate::state::Container,
+    log: &crate::log::Logger,
 ) -> Result<Prepared> {
     let res = Resources::from_spec(spec)?;
     let paths = plan_for(spec, &container.record.id)?;
     check::before_make(&paths, &res)?;
     container.record.cgroups = paths.clone();
     container.save()?;
-    make(&paths, &res)
+    log.step("cgroups journalled");
+    make(&paths, &res, &container.dir)
 }
 
 /// The create step: plan the container's cgroups from the spec, journal
@@ -466,14 +468,18 @@ pub fn plan_for(spec: &oci_spec::runtime::Spec, id: &str) -> Result<Paths> {
     host.plan(path.as_deref(), id)
 }
 
-/// Create the journalled directories and write the resources.
-fn make(paths: &Paths, res: &Resources) -> Result<Prepared> {
+/// Create the journalled directories and write the resources. A leaf hull
+/// makes is marked with `owner` (the state dir) for `gc`.
+fn make(paths: &Paths, res: &Resources, owner: &Path) -> Result<Prepared> {
     for d in &paths.dirs {
         for dir in &d.created {
             match fs::create_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).step_at("create cgroup", dir),
+            }
+            if *dir == d.path {
+                crate::owner::mark(dir, owner);
             }
         }
     }

@@ -126,6 +126,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
             sub_cgroups: &sub_cgroups,
             plain_output: !args.detach && args.console_socket.is_none(),
         },
+        log,
     )?;
     log.step("process started");
 
@@ -141,6 +142,7 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
             let _ = nix::sys::wait::waitpid(joined.pid, None);
             return Err(e);
         }
+        log.step("exec: write pid file");
     }
     if args.detach {
         return Ok(ExitCode::SUCCESS);

@@ -111,8 +111,9 @@ pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
 
 pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
     let container = Store::new(root).load(id)?;
+    log.step("start: load container");
     let within = |e: Error| e.within(format!("start {id}"));
-    start_container(&container).map_err(within)?;
+    start_container(&container, log).map_err(within)?;
     // A failing poststart hook fails the start and destroys the container,
     // as runc does.
     if let Err(e) = crate::security::poststart(&container) {
@@ -125,7 +126,7 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
 /// Release a created container's init: open exec.fifo (the init is blocked
 /// opening the other end), read its byte, remove the fifo. A pidfd in the
 /// same poll means an init that died instead is noticed at once.
-fn start_container(container: &Container) -> Result<()> {
+fn start_container(container: &Container, log: &Logger) -> Result<()> {
     match container.status() {
         Status::Created => {}
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
@@ -160,7 +161,9 @@ fn start_container(container: &Container) -> Result<()> {
         .is_some_and(|r| r.contains(PollFlags::POLLIN));
     let _ = std::fs::remove_file(&fifo_path);
     if released {
+        log.step("start: init released");
         wait_until_executed(&fifo);
+        log.step("start: process executed");
         Ok(())
     } else {
         Err(Error::new("start").detail("the container init exited before it was started"))
@@ -213,7 +216,7 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         .as_ref()
         .map(|master| console::attach_foreground(master.as_fd()));
     if let Err(e) =
-        start_container(&container).and_then(|()| crate::security::poststart(&container))
+        start_container(&container, log).and_then(|()| crate::security::poststart(&container))
     {
         create::destroy(container, log);
         return Err(e.within(format!("run {id}")));
@@ -272,7 +275,7 @@ pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
-        _ => create::destroy_checked(container, true, log)
+        _ => create::destroy_checked(container, log)
             .map_err(|e| e.within(format!("delete {}", args.id))),
     }
 }

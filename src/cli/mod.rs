@@ -5,6 +5,7 @@ pub mod check;
 pub mod exec;
 pub mod features;
 pub mod foreground;
+pub mod gc;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;

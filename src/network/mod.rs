@@ -27,6 +27,7 @@
 //! `dev.hull.ports: "8080:80,127.0.0.1:5353:53/udp"`,
 //! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
 
+pub mod gc;
 pub mod ipam;
 pub mod netlink;
 pub mod ports;
@@ -250,23 +251,6 @@ impl Config {
     }
 }
 
-/// Fault injection for the crash-safety tests: HULL_TEST_NET_FAULT=kill@STEP
-/// (SIGKILL hull there) or fail@STEP (fail there). Read only on the path of
-/// a networked container.
-fn fault(step: &str) -> Result<()> {
-    let Some(v) = std::env::var_os("HULL_TEST_NET_FAULT") else {
-        return Ok(());
-    };
-    let v = v.to_string_lossy();
-    if v == format!("kill@{step}") {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    }
-    if v == format!("fail@{step}") {
-        return Err(Error::new(format!("network: injected failure at {step}")));
-    }
-    Ok(())
-}
-
 fn netns_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
@@ -319,12 +303,17 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         ip,
         prefix: subnet.prefix,
         gateway: subnet.gateway(),
-        veth: format!("hv{:08x}", hash(&id) as u32),
+        veth: gc::veth_name(&id),
         ports: cfg.ports.clone(),
     };
     journal.write(&container.dir)?;
-    fault("lease")?;
+    log.step("network: journal");
     shared.leases.insert(ip, id.clone());
+    shared.netns.get_or_insert(journal.netns);
+    shared.owners.insert(
+        id.clone(),
+        std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?,
+    );
     shared
         .ports
         .extend(cfg.ports.iter().map(|m| (id.clone(), *m)));
@@ -412,7 +401,7 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
         None => {
             shared.bridge_made = true;
             store.write(&shared)?;
-            fault("bridge")?;
+            log.step("network: bridge journalled");
             nl.create_bridge(&j.bridge)?;
             nl.link_index(&j.bridge)?.ok_or_else(|| {
                 Error::new(format!("create bridge {}", j.bridge)).detail("it vanished")
@@ -434,7 +423,6 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     // The veth pair, eth0 born in the container's namespace.
     let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
     let ns = File::open(&ns_path).step_at("open container netns", &ns_path)?;
-    fault("veth")?;
     nl.create_veth(&j.veth, br, PEER, &ns)?;
     let host_end = nl
         .link_index(&j.veth)?
@@ -447,13 +435,12 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     inner.set_up(1, "lo")?;
     inner.add_addr(eth0, j.ip, j.prefix, PEER)?;
     inner.set_up(eth0, PEER)?;
-    fault("route")?;
+    log.step("network: veth, eth0");
     inner.add_default_route(j.gateway, eth0)?;
     log.step("network: veth, eth0, route");
 
     // One batch: the shared chains (idempotent, only while the store does
     // not know them in place) and this container's (none without -p).
-    fault("rules")?;
     let mut batch = rules::container(&j.bridge, &j.id, j.ip, &j.ports);
     if !shared.rules {
         batch = rules::shared(&j.bridge, &subnet) + &batch;
@@ -485,28 +472,48 @@ fn find_netns(id: (u64, u64)) -> Option<File> {
 
 /// Undo everything `prepare` and `attach` journalled; whatever is already
 /// gone is fine. Nothing to do (no journal) for a plain container.
-pub fn cleanup(state_dir: &Path) -> Result<()> {
+pub fn cleanup(state_dir: &Path, log: &Logger) -> Result<()> {
     let Some(j) = Journal::read(state_dir)? else {
         return Ok(());
     };
-    // A thread of its own: it may enter another network namespace.
-    let res = std::thread::spawn(move || cleanup_in(&j))
-        .join()
-        .map_err(|_| Error::new("network cleanup").detail("thread panicked"))?;
-    let _ = std::fs::remove_file(state_dir.join(JOURNAL));
-    res
+    release(&j, log)?;
+    // Only once everything is undone: a failure keeps the journal for a retry.
+    let path = state_dir.join(JOURNAL);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).step_at("remove network journal", &path)
+        }
+        _ => Ok(()),
+    }
 }
 
-fn cleanup_in(j: &Journal) -> Result<()> {
-    let reachable = if own_netns().ok() == Some(j.netns) {
-        true
-    } else if let Some(ns) = find_netns(j.netns) {
+/// Undo the objects of journal `j` (also what `gc` rebuilds for a lease
+/// whose container is gone). A thread of its own: it may enter another
+/// network namespace.
+pub fn release(j: &Journal, log: &Logger) -> Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(|| cleanup_in(j, log))
+            .join()
+            .map_err(|_| Error::new("network cleanup").detail("thread panicked"))?
+    })
+}
+
+/// Move the calling thread into the network namespace `id` (hull's own, or
+/// a named one). False when it is gone, and with it veths, bridge and rules.
+fn enter_netns(id: (u64, u64)) -> Result<bool> {
+    if own_netns().ok() == Some(id) {
+        Ok(true)
+    } else if let Some(ns) = find_netns(id) {
         nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
             .step("enter network namespace of the container's host side")?;
-        true
+        Ok(true)
     } else {
-        false // the namespace is gone, and with it veth, bridge and rules
-    };
+        Ok(false)
+    }
+}
+
+fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
+    let reachable = enter_netns(j.netns)?;
     let store = Locked::open(&j.net_root, &j.bridge)?;
     let mut shared = store.read()?.unwrap_or_default();
     let mut first_err = None;
@@ -520,13 +527,15 @@ fn cleanup_in(j: &Journal) -> Result<()> {
     } else {
         None
     };
-    if let Some(nl) = nl.as_mut() {
+    if let Some(nl) = nl.as_mut().filter(|_| !j.veth.is_empty()) {
         // Deleting one end deletes the pair (and it is gone already if the
         // container's namespace died).
         keep(nl.del_link(&j.veth).map(drop));
+        log.step("delete: network: veth");
     }
     if shared.leases.get(&j.ip) == Some(&j.id) {
         shared.leases.remove(&j.ip);
+        shared.owners.remove(&j.id);
     }
     shared.ports.retain(|(id, _)| id != &j.id);
     let last = shared.leases.is_empty();
@@ -539,6 +548,7 @@ fn cleanup_in(j: &Journal) -> Result<()> {
         for m in &j.ports {
             rules::flush_conntrack(m);
         }
+        log.step("delete: network: rules");
         if last {
             if shared.bridge_made {
                 keep(nl.del_link(&j.bridge).map(drop));

@@ -23,6 +23,7 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 
@@ -316,6 +317,44 @@ impl Netlink {
             .map_err(|e| Error::sys(format!("add default route via {gateway}"), None, e))
     }
 
+    /// Every link of the namespace (a dump, for `gc`).
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        let err = |e| Error::sys("list links", None, e);
+        self.seq += 1;
+        let seq = self.seq;
+        let mut msg = Msg::new(RTM_GETLINK, NLM_F_DUMP);
+        msg.raw(&ifinfomsg(0, 0, 0));
+        send(self.fd.as_raw_fd(), &msg.finish(seq), MsgFlags::empty()).map_err(err)?;
+        let mut links = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(err)?;
+            let mut off = 0;
+            while off + HEADER <= n {
+                let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+                let typ = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+                let mseq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().unwrap());
+                if len < HEADER || off + len > n {
+                    return Err(err(Errno::EBADMSG));
+                }
+                if mseq == seq {
+                    match typ {
+                        NLMSG_DONE => return Ok(links),
+                        NLMSG_ERROR => {
+                            let code = i32::from_ne_bytes(
+                                buf[off + HEADER..off + HEADER + 4].try_into().unwrap(),
+                            );
+                            return Err(err(Errno::from_raw(-code)));
+                        }
+                        RTM_NEWLINK => links.extend(parse_link(&buf[off..off + len])),
+                        _ => {}
+                    }
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+
     /// Delete the link `name`; Ok(false) if there was none.
     pub fn del_link(&mut self, name: &str) -> Result<bool> {
         let mut msg = Msg::new(RTM_DELLINK, NLM_F_ACK);
@@ -326,6 +365,44 @@ impl Netlink {
             Err(e) => Err(Error::sys(format!("delete link {name}"), None, e)),
         }
     }
+}
+
+/// A link as a dump reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub index: u32,
+    /// The bridge it is a port of.
+    pub master: Option<u32>,
+}
+
+/// One RTM_NEWLINK message: the ifinfomsg, then attributes.
+fn parse_link(msg: &[u8]) -> Option<Link> {
+    let body = msg.get(HEADER..)?;
+    let index = u32::from_ne_bytes(body.get(4..8)?.try_into().ok()?);
+    let (mut name, mut master) = (None, None);
+    let mut off = 16;
+    while off + 4 <= body.len() {
+        let len = u16::from_ne_bytes(body[off..off + 2].try_into().ok()?) as usize;
+        let typ = u16::from_ne_bytes(body[off + 2..off + 4].try_into().ok()?) & 0x3fff;
+        let data = body.get(off + 4..off + len.max(4))?;
+        match typ {
+            IFLA_IFNAME => {
+                let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+                name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
+            }
+            IFLA_MASTER if data.len() >= 4 => {
+                master = Some(u32::from_ne_bytes(data[..4].try_into().ok()?));
+            }
+            _ => {}
+        }
+        off += (len.max(4) + 3) & !3;
+    }
+    Some(Link {
+        name: name?,
+        index,
+        master,
+    })
 }
 
 #[cfg(test)]
@@ -348,5 +425,18 @@ mod tests {
         // nest at 32: 4 (nest hdr) + 4 + "veth\0" padded to 8 = 16
         assert_eq!(u16::from_ne_bytes(b[32..34].try_into().unwrap()), 16);
         assert_eq!(b.len(), 48);
+    }
+
+    #[test]
+    fn dump_lists_loopback() {
+        // Any network namespace has `lo`, index 1, no master.
+        let Ok(mut nl) = Netlink::open() else { return };
+        let links = nl.links().unwrap();
+        assert!(
+            links
+                .iter()
+                .any(|l| l.name == "lo" && l.index == 1 && l.master.is_none()),
+            "{links:?}"
+        );
     }
 }

@@ -57,7 +57,7 @@ add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade
     )
 }
 
-fn chains(id: &str) -> [(String, &'static str); 2] {
+pub(super) fn chains(id: &str) -> [(String, &'static str); 2] {
     let h = format!("c-{:012x}", super::hash(id) & 0xffff_ffff_ffff);
     [
         (format!("{h}-pre"), "prerouting"),
@@ -130,6 +130,39 @@ pub fn remove_container(bridge: &str, id: &str) -> String {
 pub fn remove_all(bridge: &str) -> String {
     let t = table(bridge);
     format!("add table ip {t}\ndelete table ip {t}\n")
+}
+
+/// Delete chains of the bridge's table by name (`gc`: chains no lease
+/// accounts for). They exist: `list_chains` just named them.
+pub fn remove_chains(bridge: &str, names: &[String]) -> String {
+    let t = table(bridge);
+    names
+        .iter()
+        .map(|c| format!("flush chain ip {t} {c}\ndelete chain ip {t} {c}\n"))
+        .collect()
+}
+
+/// The chains of the bridge's table, or None when there is no table.
+pub fn list_chains(bridge: &str) -> Result<Option<Vec<String>>> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "ip", &table(bridge)])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .step("run nft")?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::new("list nftables chains").detail(e.to_string()))?;
+    let names = doc["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["chain"]["name"].as_str())
+        .map(str::to_string)
+        .collect();
+    Ok(Some(names))
 }
 
 /// Apply one batch atomically: all of it or none of it.

@@ -35,6 +35,13 @@ pub struct Shared {
     /// (container id, mapping) for every published port.
     #[serde(default)]
     pub ports: Vec<(String, Mapping)>,
+    /// Container id → its state dir: `gc` releases the lease of a
+    /// container whose state dir is gone.
+    #[serde(default)]
+    pub owners: BTreeMap<String, PathBuf>,
+    /// (dev, inode) of the network namespace the bridge is in.
+    #[serde(default)]
+    pub netns: Option<(u64, u64)>,
 }
 
 /// The store of one bridge, locked while this value lives.

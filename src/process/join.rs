@@ -71,6 +71,7 @@ pub fn spawn(
     process: &Process,
     linux: Option<&Linux>,
     opts: &Options,
+    log: &crate::log::Logger,
 ) -> Result<Joined> {
     let flags = namespaces_of(init)?;
     if flags.contains(CloneFlags::CLONE_NEWPID) {
@@ -89,6 +90,7 @@ pub fn spawn(
                 &theirs,
                 &cgroups.tasks,
                 opts,
+                log,
             ) {
                 Ok((exec, pty)) => {
                     let sent =
@@ -140,6 +142,7 @@ fn join_and_prepare(
     chan: &Channel,
     cgroup_tasks: &[(OwnedFd, std::path::PathBuf)],
     opts: &Options,
+    log: &crate::log::Logger,
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -154,12 +157,14 @@ fn join_and_prepare(
         setns(init_fd, rest).step("join the container's namespaces")?;
     }
     unistd::setsid().step("setsid")?;
+    log.step("exec: joined");
     let pty = console::open_if_terminal(process, false)?;
     if let Some(master) = pty.as_ref().filter(|_| opts.plain_output) {
         console::clear_onlcr(master.as_fd());
     }
     // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
     let exec = finalize::apply_with(process, linux)?;
+    log.step("exec: process settings");
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     Ok((exec, pty))
 }

@@ -352,6 +352,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             .collect(),
     };
     journal.write(&container.dir)?;
+    log.step("storage: journal");
 
     if let (Some(dir), Some(lowers)) = (data_dir, lowers) {
         let userns = bundle.spec.linux().as_ref().is_some_and(|l| {
@@ -360,6 +361,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             })
         });
         let ov = overlay::Overlay::create(&dir, lowers, &bundle.rootfs, userns)?;
+        crate::owner::mark(&dir, &container.dir);
         if userns {
             // The container's root must own the work dir (and may write "/").
             if let Some((uid, gid)) = mapped_root(bundle) {

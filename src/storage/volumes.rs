@@ -26,7 +26,7 @@ pub struct User {
     pub id: String,
     pub state_dir: PathBuf,
     pub live: bool,
-    marker: PathBuf,
+    pub marker: PathBuf,
 }
 
 /// Docker's rule for volume names.
