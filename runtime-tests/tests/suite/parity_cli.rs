@@ -684,7 +684,9 @@ fn closed_stdout(c: &Ctx) -> TestResult {
                 .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             tries += 1;
-            let raced = !c.rt.is_hull() && stderr.contains("no such file or directory");
+            let raced = !c.rt.is_hull()
+                && (stderr.contains("no such file or directory")
+                    || stderr.contains("does not exist"));
             if !raced || tries >= 20 {
                 break (code, stderr);
             }
