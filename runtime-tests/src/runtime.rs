@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{wait_until, Outcome};
+use crate::util::{guard, wait_until, Outcome};
 
 /// Hang guard for a single runtime invocation.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
@@ -101,8 +101,10 @@ impl Spawned {
         self.child.id() as i32
     }
 
-    /// Wait for the runtime process to exit (hang guard `limit`: kill it and report -1).
+    /// Wait for the runtime process to exit (hang guard `limit`, scaled by
+    /// [`guard`]: kill it and report -1).
     pub fn wait(mut self, limit: Duration) -> Output {
+        let limit = guard(limit);
         let start = Instant::now();
         let code = loop {
             match self.child.try_wait() {

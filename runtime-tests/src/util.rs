@@ -61,13 +61,26 @@ macro_rules! skip {
     };
 }
 
-/// Poll `cond` every 10 ms until it holds; after `limit` give up with a failure naming `what`.
-/// This is a hang guard, never a timing assertion.
+/// A hang guard's limit, times `HULL_RT_GUARD_SCALE` (default 1): under an
+/// emulator (the cgroup-v2 lane's qemu TCG) everything is many times slower,
+/// and a guard sized for a real machine would fail a test that is only slow.
+pub fn guard(limit: Duration) -> Duration {
+    let scale = std::env::var("HULL_RT_GUARD_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    limit * scale
+}
+
+/// Poll `cond` every 10 ms until it holds; after `limit` (scaled by [`guard`]) give up
+/// with a failure naming `what`. This is a hang guard, never a timing assertion.
 pub fn wait_until(
     what: &str,
     limit: Duration,
     mut cond: impl FnMut() -> bool,
 ) -> Result<(), Outcome> {
+    let limit = guard(limit);
     let start = Instant::now();
     loop {
         if cond() {

@@ -212,6 +212,12 @@ fn enter_time_namespace(bundle: &Bundle) -> Result<()> {
         let path = Path::new("/proc/self/timens_offsets");
         std::fs::write(path, text).step_at("set time offsets", path)?;
     }
+    // unshare(CLONE_NEWTIME) moves only our children; execve moves us too
+    // since Linux 6.2 only. Join it now (offsets are fixed from here on):
+    // the container process is in it on every kernel.
+    let path = Path::new("/proc/self/ns/time_for_children");
+    let ns = std::fs::File::open(path).step_at("open time namespace", path)?;
+    nix::sched::setns(ns, CLONE_NEWTIME).step_at("join time namespace", path)?;
     Ok(())
 }
 

@@ -3,9 +3,9 @@
 //! the overlay mounted by the init inside the container's mount namespace.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -156,8 +156,48 @@ impl Overlay {
     }
 
     pub(crate) fn mount_legacy(&self) -> Result<()> {
-        let lowers: Vec<String> = self
-            .lowers
+        let mut data = self.legacy_data(&self.lowers);
+        // mount(2) copies one page of options and cuts the rest: a long stack
+        // fails with ENOENT on a truncated path. Naming each lower by an
+        // O_PATH fd (/proc/self/fd/N, resolved by the kernel at mount time)
+        // fits some 200 layers in a page on kernels without lowerdir+.
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096) as usize;
+        let mut _held = Vec::new();
+        if data.len() >= page {
+            let mut by_fd = Vec::with_capacity(self.lowers.len());
+            for l in &self.lowers {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(l)
+                    .step_at("open overlay lower", l)?;
+                by_fd.push(PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+                _held.push(f);
+            }
+            data = self.legacy_data(&by_fd);
+        }
+        mount(
+            Some("overlay"),
+            &self.merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .step_at("mount overlay", &self.merged)
+        .map_err(|e| {
+            e.hint_if(
+                Errno::EINVAL,
+                "the lower stack is too long for mount(2) on this kernel (lowerdir+ needs Linux 6.8)",
+            )
+        })
+    }
+
+    /// The one-string options of mount(2), with `lowers` as the lower stack.
+    fn legacy_data(&self, lowers: &[PathBuf]) -> String {
+        let lowers: Vec<String> = lowers
             .iter()
             .map(|l| {
                 l.to_string_lossy()
@@ -174,20 +214,7 @@ impl Overlay {
                 data.push_str(&v.to_string_lossy());
             }
         }
-        mount(
-            Some("overlay"),
-            &self.merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .step_at("mount overlay", &self.merged)
-        .map_err(|e| {
-            e.hint_if(
-                Errno::EINVAL,
-                "the lower stack is too long for mount(2) on this kernel (lowerdir+ needs Linux 6.8)",
-            )
-        })
+        data
     }
 }
 
