@@ -29,6 +29,8 @@ pub struct CreateOptions {
     pub network: crate::network::Extras,
     /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
+    /// runc's --no-new-keyring: keep the caller's session keyring.
+    pub no_new_keyring: bool,
     /// Added to process.env (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
 }
@@ -48,7 +50,9 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
-    let mut container = store.reserve(new_record(&opts.id, &bundle))?;
+    let mut record = new_record(&opts.id, &bundle);
+    record.no_new_keyring = opts.no_new_keyring;
+    let mut container = store.reserve(record)?;
     log.step("reserve id (state dir, lock, state.json)");
 
     let built = crate::storage::prepare(&mut bundle, &container, log)
@@ -99,6 +103,7 @@ fn build(
             cgroups: &cgroups,
             log,
             keep_fds: opts.keep_fds,
+            session_keyring: (!opts.no_new_keyring).then(|| keyring_name(&opts.id)),
         },
     )?;
     log.step("container init ready");
@@ -119,6 +124,12 @@ fn build(
     Ok((ready.pid, pty))
 }
 
+/// The session keyring of a container's processes, runc's name for it: exec
+/// joins the one the init made.
+pub fn keyring_name(id: &str) -> String {
+    format!("_ses.{id}")
+}
+
 fn new_record(id: &str, bundle: &Bundle) -> Record {
     Record {
         oci_version: OCI_VERSION.to_string(),
@@ -131,6 +142,7 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         owner: String::new(),
         cgroups: Default::default(),
+        no_new_keyring: false,
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Record {
     /// The container's cgroup directories, journalled before they exist.
     #[serde(default, skip_serializing_if = "crate::cgroups::Paths::is_empty")]
     pub cgroups: crate::cgroups::Paths,
+    /// Created with --no-new-keyring: exec'd processes keep the caller's
+    /// session keyring too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_new_keyring: bool,
 }
 
 pub struct Store {
@@ -470,6 +474,7 @@ mod tests {
             annotations: HashMap::new(),
             owner: String::new(),
             cgroups: Default::default(),
+            no_new_keyring: false,
         };
         let c = store.reserve(record.clone()).unwrap();
         assert_eq!(store.peek("a").unwrap().status(), Status::Creating);

@@ -367,6 +367,52 @@ pub fn default_all_signals() {
     }
 }
 
+const KEYCTL_SETPERM: libc::c_int = 5;
+const KEYCTL_DESCRIBE: libc::c_int = 6;
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): join (or make) the session
+/// keyring `name`; returns its serial.
+pub fn join_session_keyring(name: &CStr) -> Result<i32, Errno> {
+    // SAFETY: `name` is a valid C string that outlives the call; the syscall
+    // returns a key serial and keeps no pointer.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(|id| id as i32)
+}
+
+/// The permission mask of key `id`, from KEYCTL_DESCRIBE
+/// ("type;uid;gid;perm;description", perm in hex).
+pub fn keyring_perm(id: i32) -> Result<u32, Errno> {
+    let mut buf = [0u8; 512];
+    // SAFETY: the kernel writes at most buf.len() bytes into `buf`, which we
+    // own and which outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_DESCRIBE,
+            id,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    let len = (Errno::result(ret)? as usize).min(buf.len());
+    let text = String::from_utf8_lossy(&buf[..len]);
+    text.trim_end_matches('\0')
+        .split(';')
+        .nth(3)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .ok_or(Errno::EINVAL)
+}
+
+/// keyctl(KEYCTL_SETPERM, id, perm).
+pub fn keyring_set_perm(id: i32, perm: u32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments; nothing is read from or written to
+    // our memory.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm) };
+    Errno::result(ret).map(drop)
+}
+
 /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (with
 /// the mounts below it if `recursive`), as an fd, to attach with move_mount.
 pub fn open_tree_clone(path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {

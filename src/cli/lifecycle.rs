@@ -34,8 +34,8 @@ pub struct CreateArgs {
     /// Unix socket that receives the pty master when process.terminal is true
     #[arg(long)]
     console_socket: Option<PathBuf>,
-    /// Accepted for runc compatibility; hull creates no session keyring
-    #[arg(long, hide = true)]
+    /// Keep the caller's session keyring (by default the container gets one of its own)
+    #[arg(long)]
     no_new_keyring: bool,
     /// Pass N more fds (after stdio and any LISTEN_FDS) to the process
     #[arg(long, default_value_t = 0)]
@@ -55,6 +55,7 @@ impl CreateArgs {
         let passed = crate::process::fds::for_init(self.preserve_fds)?;
         Ok(CreateOptions {
             keep_fds: passed.count,
+            no_new_keyring: self.no_new_keyring,
             extra_env: passed.env,
             id: self.id,
             bundle: self.bundle,

@@ -36,6 +36,8 @@ pub struct InitContext<'a> {
     pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
     /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
+    /// A session keyring of the container's own (runc's `_ses.<id>`).
+    pub session_keyring: Option<&'a str>,
 }
 
 /// The kernel makes `lo` first in every network namespace.
@@ -81,6 +83,11 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
         fork_into_pid_namespace(ctx.chan)?;
     }
     unistd::setsid().step("setsid")?;
+    if let Some(name) = ctx.session_keyring {
+        // Keys are not namespaced: without its own session keyring the
+        // container would see and use the caller's.
+        security::keyring::join_new(name, plan.has(CloneFlags::CLONE_NEWUSER))?;
+    }
     if plan.new.contains(CLONE_NEWTIME) {
         enter_time_namespace(ctx.bundle)?;
     }

@@ -34,6 +34,8 @@ pub struct Options<'a> {
     /// hull will relay the terminal in the foreground: the pty passes
     /// output on untranslated from the first byte (console::attach_foreground).
     pub plain_output: bool,
+    /// The container's session keyring to join (None: --no-new-keyring).
+    pub session_keyring: Option<String>,
 }
 
 /// Namespaces of `init` that differ from ours: the ones to join.
@@ -157,6 +159,9 @@ fn join_and_prepare(
         setns(init_fd, rest).step("join the container's namespaces")?;
     }
     unistd::setsid().step("setsid")?;
+    if let Some(name) = &opts.session_keyring {
+        crate::security::keyring::join_named(name)?;
+    }
     log.step("exec: joined");
     let pty = console::open_if_terminal(process, false)?;
     if let Some(master) = pty.as_ref().filter(|_| opts.plain_output) {

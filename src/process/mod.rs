@@ -33,6 +33,8 @@ pub struct SpawnOptions<'a> {
     pub log: &'a crate::log::Logger,
     /// Fds 3 .. 3+keep_fds of hull go to the container's process.
     pub keep_fds: u32,
+    /// The name of a new session keyring for the init, None to keep the caller's.
+    pub session_keyring: Option<String>,
 }
 
 /// The init, set up and waiting for `start`.
@@ -65,6 +67,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 no_pivot: opts.no_pivot,
                 log: opts.log,
                 keep_fds: opts.keep_fds,
+                session_keyring: opts.session_keyring.as_deref(),
             })
         }
         Forked::Parent(pid) => pid,

@@ -18,6 +18,7 @@
 pub mod caps;
 pub mod enosys;
 pub mod hooks;
+pub mod keyring;
 pub mod lsm;
 pub mod procfs;
 pub mod sched;

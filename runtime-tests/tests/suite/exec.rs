@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = &[
     t("exec_detach_pid_file", Kind::Oci, exec_detach_pid_file),
     t("exec_errors", Kind::Oci, exec_errors),
     t("exec_container_seccomp", Kind::Oci, exec_container_seccomp),
+    t("session_keyring", Kind::Oci, session_keyring),
 ];
 
 fn p(path: &Path) -> String {
@@ -189,6 +190,41 @@ fn exec_container_seccomp(c: &Ctx) -> TestResult {
     ensure!(
         !out.stdout.contains("made"),
         "mkdir was not blocked in the exec'd process"
+    );
+    Ok(())
+}
+
+/// Keys are not namespaced: the init gets a session keyring of its own,
+/// `_ses.<id>` (runc's name), which exec'd processes join; with
+/// --no-new-keyring the caller's stays. /proc/keys shows the keyrings a
+/// process possesses.
+fn session_keyring(c: &Ctx) -> TestResult {
+    let unmasked = |args: &[&str]| {
+        let mut cfg = config(args);
+        cfg["linux"]["maskedPaths"]
+            .as_array_mut()
+            .expect("maskedPaths")
+            .retain(|m| m != "/proc/keys");
+        cfg
+    };
+    let b = c.bundle(&unmasked(&["sleep", "60"]))?;
+    let id = c.id();
+    c.rt.create(&id, &b).ok()?;
+    c.rt.start(&id).ok()?;
+    let own = format!("_ses.{id}:");
+    let keys = c.rt.exec(&["exec", &id, "cat", "/proc/keys"]).ok()?.stdout;
+    ensure!(keys.contains(&own), "exec does not hold {own}: {keys}");
+
+    let kept = c.id();
+    let b = c.bundle(&unmasked(&["cat", "/proc/keys"]))?;
+    let out =
+        c.rt.exec(&["run", "--no-new-keyring", "--bundle", &p(&b), &kept])
+            .ok()?
+            .stdout;
+    let own = format!("_ses.{kept}:");
+    ensure!(
+        !out.contains(&own),
+        "--no-new-keyring made a keyring: {out}"
     );
     Ok(())
 }
