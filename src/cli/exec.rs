@@ -127,8 +127,8 @@ fn run_exec(root: &Path, args: ExecArgs, log: &Logger) -> Result<ExitCode> {
             plain_output: !args.detach && args.console_socket.is_none(),
             session_keyring: (!container.record.no_new_keyring)
                 .then(|| crate::create::keyring_name(&args.id)),
+            log,
         },
-        log,
     )?;
     log.step("process started");
 

@@ -36,6 +36,8 @@ pub struct Options<'a> {
     pub plain_output: bool,
     /// The container's session keyring to join (None: --no-new-keyring).
     pub session_keyring: Option<String>,
+    /// The exec child traces its own steps here too (`--debug`).
+    pub log: &'a crate::log::Logger,
 }
 
 /// Namespaces of `init` that differ from ours: the ones to join.
@@ -73,7 +75,6 @@ pub fn spawn(
     process: &Process,
     linux: Option<&Linux>,
     opts: &Options,
-    log: &crate::log::Logger,
 ) -> Result<Joined> {
     let flags = namespaces_of(init)?;
     if flags.contains(CloneFlags::CLONE_NEWPID) {
@@ -92,7 +93,6 @@ pub fn spawn(
                 &theirs,
                 &cgroups.tasks,
                 opts,
-                log,
             ) {
                 Ok((exec, pty)) => {
                     let sent =
@@ -144,7 +144,6 @@ fn join_and_prepare(
     chan: &Channel,
     cgroup_tasks: &[(OwnedFd, std::path::PathBuf)],
     opts: &Options,
-    log: &crate::log::Logger,
 ) -> Result<(finalize::Exec, Option<OwnedFd>)> {
     prctl::set_dumpable(false).step("make exec process undumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -162,14 +161,14 @@ fn join_and_prepare(
     if let Some(name) = &opts.session_keyring {
         crate::security::keyring::join_named(name)?;
     }
-    log.step("exec: joined");
+    opts.log.step("exec: joined");
     let pty = console::open_if_terminal(process, false)?;
     if let Some(master) = pty.as_ref().filter(|_| opts.plain_output) {
         console::clear_onlcr(master.as_fd());
     }
     // The container's seccomp profile and personality apply to exec'd processes too, as in runc.
     let exec = finalize::apply_with(process, linux)?;
-    log.step("exec: process settings");
+    opts.log.step("exec: process settings");
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     Ok((exec, pty))
 }
