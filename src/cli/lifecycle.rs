@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Keep the stopped container's state after a foreground run
     #[arg(long)]
     keep: bool,
+    /// Do not become the subreaper of the container's orphans (runc's flag)
+    #[arg(long)]
+    no_subreaper: bool,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -208,6 +211,11 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let forwarded = foreground::forwarded_signals();
     if !args.detach {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
+        // As runc: processes the container leaves behind (without a pid
+        // namespace) come to us, not to the host's init, while we run.
+        if !args.no_subreaper {
+            nix::sys::prctl::set_child_subreaper(true).step("become child subreaper")?;
+        }
     }
     let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
     let (container, pid) = (created.container, created.pid);

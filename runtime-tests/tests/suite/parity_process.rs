@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     t("pp_env_later_entry_wins", Kind::Oci, env_later_entry_wins),
     t("pp_cwd_entered_as_root", Kind::Oci, cwd_entered_as_root),
     t("pp_loopback_up", Kind::Oci, loopback_up),
+    t("pp_run_subreaper", Kind::Oci, run_subreaper),
     t("pp_exec_cap_prefix", Kind::Oci, exec_cap_prefix),
     t(
         "pp_exec_process_json_no_user",
@@ -761,4 +762,42 @@ fn exec_terminal_owner_onlcr(c: &Ctx) -> TestResult {
         String::from_utf8_lossy(&shown)
     );
     check_plain(c, "exec -t", &std::fs::read_to_string(&file)?)
+}
+
+/// A foreground `run` is the subreaper of what the container orphans (no pid
+/// namespace: the orphan would go to the host's init); `--no-subreaper`
+/// turns that off. Each run prints the orphan's parent pid and kills it.
+fn run_subreaper(c: &Ctx) -> TestResult {
+    let script = "sh -c 'sleep 60 & echo $! > /tmp/orphan'; \
+                  o=$(cat /tmp/orphan); grep PPid /proc/$o/status; kill $o";
+    for (flag, want_ours) in [(None, true), (Some("--no-subreaper"), false)] {
+        let mut cfg = sh_config(script);
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "pid");
+        cfg["mounts"].as_array_mut().expect("mounts").push(json!(
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ));
+        let b = c.bundle(&cfg)?;
+        let id = c.id();
+        let mut args = vec!["run", "--bundle"];
+        let bs = p(&b);
+        args.push(&bs);
+        args.extend(flag);
+        args.push(&id);
+        let run = c.rt.spawn(&args)?;
+        let runtime_pid = run.pid();
+        let out = run.wait(Duration::from_secs(60)).ok()?.stdout;
+        let ppid: i32 = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1);
+        ensure!(
+            (ppid == runtime_pid) == want_ours,
+            "{flag:?}: orphan's parent {ppid}, runtime {runtime_pid}: {out:?}"
+        );
+    }
+    Ok(())
 }
