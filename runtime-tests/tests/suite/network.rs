@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::util::guard;
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 use serde_json::{json, Value};
 
@@ -143,7 +144,7 @@ impl Topo {
                             use std::os::unix::process::ExitStatusExt;
                             break st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
                         }
-                        Ok(None) if start.elapsed() < Duration::from_secs(60) => {
+                        Ok(None) if start.elapsed() < guard(Duration::from_secs(60)) => {
                             std::thread::sleep(Duration::from_millis(2))
                         }
                         _ => {
@@ -207,7 +208,7 @@ impl Topo {
     }
 
     /// HTTP GET with busybox wget from the netns `ns`, retried while the
-    /// server comes up (at most 20 tries, 3 s each, 10 s in all).
+    /// server comes up (at most 20 tries, 3 s each, 10 s in all, scaled by `guard`).
     fn get(&self, ns: &str, url: &str) -> Result<String, Outcome> {
         let start = Instant::now();
         let mut last = String::new();
@@ -221,7 +222,7 @@ impl Topo {
                 return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
             }
             last = String::from_utf8_lossy(&out.stderr).into_owned();
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > guard(Duration::from_secs(10)) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
