@@ -104,9 +104,10 @@ suite: $(SUITE_DEPS)
 test-runc: bundles
 	RUNTIME=runc $(CARGO) test -p runtime-tests --test suite
 
-# The cgroup-v2 lane (a qemu VM booted with cgroup_no_v1=all runs hull's cgroup
-# tests; installs qemu-system-x86 and downloads the kernel package into target/vm
-# on first use; prints "skipped: <reason>" when qemu cannot run).
+# The cgroup-v2 lane (a qemu VM booted with cgroup_no_v1=all runs the whole suite
+# against hull and against runc; fails on a hull failure, prints runc differences;
+# installs qemu-system-x86 and downloads the kernel package into target/vm on
+# first use; prints "skipped: <reason>" when qemu cannot run).
 test-cgroupv2: build
 	bash runtime-tests/vm/run.sh
 

@@ -3,7 +3,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::fixture::{runtime_bin, suite, Ctx, SUITE_ENV};
 use crate::util::{host_mounts_mentioning, procs_with_env, wait_until, Outcome, TestResult};
@@ -37,11 +37,18 @@ struct Tally {
 }
 
 impl Tally {
-    fn report(&mut self, name: &str, res: &TestResult) {
+    fn report(&mut self, name: &str, res: &TestResult, took: Duration) {
+        // With HULL_RT_TIMES set, each ok line says how long the test took
+        // (the cgroup-v2 lane uses it to show what dominates under emulation).
+        let took = if std::env::var_os("HULL_RT_TIMES").is_some() {
+            format!(" ({:.1}s)", took.as_secs_f64())
+        } else {
+            String::new()
+        };
         match res {
             Ok(()) => {
                 self.passed += 1;
-                println!("ok {name}");
+                println!("ok {name}{took}");
             }
             Err(Outcome::Fail(m)) => {
                 self.failed += 1;
@@ -255,18 +262,20 @@ pub fn main(tests: &[&Test]) -> ! {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(t) = selected.get(i) else { break };
+                let start = Instant::now();
                 let res = if t.kind == Kind::HullOnly && !hull {
                     Err(Outcome::Skip("hull-only".into()))
                 } else {
                     run_one(t)
                 };
-                tally.lock().unwrap().report(t.name, &res);
+                tally.lock().unwrap().report(t.name, &res, start.elapsed());
             });
         }
     });
     let mut tally = tally.into_inner().unwrap();
+    let start = Instant::now();
     let res = leak_check();
-    tally.report("leak_check", &res);
+    tally.report("leak_check", &res, start.elapsed());
     // Never recurse into a temp dir that still has something mounted inside it.
     if host_mounts_mentioning(&s.tmp.to_string_lossy()).is_empty() {
         s.cleanup();

@@ -178,9 +178,10 @@ fn nothing_left(c: &Ctx, id: &str) -> TestResult {
     Ok(())
 }
 
-/// Create + start a long-running `sleep 30` container.
+/// Create + start a long-running `sleep 600` container (force-deleted at the
+/// end of the test; under an emulator a test can outlast 30 s).
 fn start_sleeper(c: &Ctx) -> Result<String, Outcome> {
-    Ok(c.start_cfg(&config(&["sleep", "30"]))?.0)
+    Ok(c.start_cfg(&config(&["sleep", "600"]))?.0)
 }
 
 /// Create + start a TERM-trapping container and wait until its trap is installed.
@@ -1021,7 +1022,7 @@ fn ns_join_pid(c: &Ctx) -> TestResult {
     let out = c.run_cfg(&cfg)?.ok()?.stdout;
     let lines: Vec<&str> = out.lines().collect();
     ensure!(
-        lines.first().is_some_and(|l| l.trim() == "sleep 30"),
+        lines.first().is_some_and(|l| l.trim() == "sleep 600"),
         "container B does not see A's init as pid 1: {out:?}"
     );
     ensure!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use runtime_tests::fixture::{config, sh_config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::runtime::Runtime;
-use runtime_tests::util::wait_file_contains;
+use runtime_tests::util::{guard, wait_file_contains};
 use runtime_tests::{ensure, skip, Outcome, TestResult};
 use serde_json::{json, Value};
 
@@ -691,7 +691,7 @@ fn seccomp_notify(c: &Ctx) -> TestResult {
         let stream = loop {
             match listener.accept() {
                 Ok((s, _)) => break s,
-                Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                Err(_) if start.elapsed() < guard(Duration::from_secs(20)) => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 Err(e) => return Err(format!("no connection from the runtime: {e}")),
@@ -898,13 +898,17 @@ fn hooks_args_env(c: &Ctx) -> TestResult {
 }
 
 fn hooks_timeout(c: &Ctx) -> TestResult {
+    // The hook outlasts the bound (a hang guard, scaled under emulation): a
+    // runtime that waited for it fails.
+    let bound = guard(Duration::from_secs(15));
+    let hook_secs = (bound.as_secs() + 5).to_string();
     let mut cfg = config(&["true"]);
     cfg["hooks"] =
-        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}]});
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", hook_secs], "timeout": 1}]});
     let start = Instant::now();
     let err = create_refused(c, &cfg)?;
     ensure!(
-        start.elapsed() < Duration::from_secs(15),
+        start.elapsed() < bound,
         "create took {:?} with a 1 s hook timeout",
         start.elapsed()
     );
