@@ -211,3 +211,20 @@ pub fn cgroups_matching(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// Run a host tool to completion; its stdout, or a failure naming the
+/// command and what it printed on stderr.
+pub fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(Outcome::Fail(format!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -22,7 +22,9 @@ use std::time::Duration;
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::runtime::{Spawned, COMMAND_LIMIT};
-use runtime_tests::util::{cgroups_matching, host_mounts_mentioning, procs_with_env, wait_until};
+use runtime_tests::util::{
+    cgroups_matching, host_mounts_mentioning, procs_with_env, sh, wait_until,
+};
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 use serde_json::{json, Value};
 
@@ -65,18 +67,6 @@ pub(crate) fn failpoints_bin() -> Result<PathBuf, Outcome> {
             p.display()
         )))
     }
-}
-
-pub(crate) fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
-    let out = Command::new(cmd).args(args).stdin(Stdio::null()).output()?;
-    if !out.status.success() {
-        fail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub(crate) fn need_net_tools() -> TestResult {

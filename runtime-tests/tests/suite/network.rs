@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::util::sh;
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 use serde_json::{json, Value};
 
@@ -40,18 +41,6 @@ struct Topo {
     host: String,
     client: String,
     net_root: PathBuf,
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Result<String, Outcome> {
-    let out = Command::new(cmd).args(args).stdin(Stdio::null()).output()?;
-    if !out.status.success() {
-        fail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn need_tools() -> TestResult {

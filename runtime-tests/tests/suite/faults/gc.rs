@@ -9,7 +9,8 @@ use runtime_tests::util::{cgroups_matching, pid_alive, procs_with_env, wait_unti
 use runtime_tests::{ensure, Outcome, TestResult};
 use serde_json::Value;
 
-use super::{failpoints_bin, marked, need_net_tools, sh, Rig};
+use super::{failpoints_bin, marked, need_net_tools, Rig};
+use runtime_tests::util::sh;
 
 /// Leftovers of every kind next to a running container: `gc --dry-run`
 /// lists them and changes nothing, `gc` removes them and nothing else, a
