@@ -145,12 +145,16 @@ fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
 }
 
 /// How long an empty cgroup may stay busy: the threads of a killed process
-/// leave their cgroups a moment after the process is reported gone.
-const SETTLE: Duration = Duration::from_millis(200);
+/// leave their cgroups a moment after the process is reported gone, and on
+/// a loaded machine (50 parallel deletes under stress-ng) that moment took
+/// more than 200 ms. Only a cgroup held by something else (a mount on it)
+/// waits this long before the error.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// rmdir `dir`, retrying while it is busy with processes that are dying.
 fn remove(paths: &Paths, dir: &Path, deadline: Instant) -> std::result::Result<(), Errno> {
     let settle = Instant::now() + SETTLE;
+    let mut pause = Duration::from_millis(1);
     loop {
         let err = match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
@@ -166,7 +170,8 @@ fn remove(paths: &Paths, dir: &Path, deadline: Instant) -> std::result::Result<(
             kill_all_and_wait(paths, deadline);
         }
         // Exited but not yet gone from the cgroup: no event tells when.
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
