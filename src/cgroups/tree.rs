@@ -146,10 +146,12 @@ fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
 
 /// How long an empty cgroup may stay busy: the threads of a killed process
 /// leave their cgroups a moment after the process is reported gone, and on
-/// a loaded machine (50 parallel deletes under stress-ng) that moment took
-/// more than 200 ms. Only a cgroup held by something else (a mount on it)
-/// waits this long before the error.
-const SETTLE: Duration = Duration::from_secs(3);
+/// a loaded machine that moment is long: a killed init whose parent is the
+/// host's init stays a zombie, and so keeps its cgroup busy, until that init
+/// reaps it — more than 3 s with 50 parallel deletes under stress-ng. Only a
+/// cgroup held by something else (a mount on it) waits this long before the
+/// error.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// rmdir `dir`, retrying while it is busy with processes that are dying.
 fn remove(paths: &Paths, dir: &Path, deadline: Instant) -> std::result::Result<(), Errno> {
@@ -183,7 +185,7 @@ pub fn destroy(paths: &Paths) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + SETTLE + Duration::from_secs(2);
     kill_all_and_wait(paths, deadline);
     let mut left: Vec<(PathBuf, Errno)> = Vec::new();
     for d in &paths.dirs {
