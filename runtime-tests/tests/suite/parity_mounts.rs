@@ -77,22 +77,6 @@ fn mount_options<'a>(cfg: &'a mut Value, dest: &str) -> &'a mut Vec<Value> {
     m["options"].as_array_mut().expect("options")
 }
 
-/// runc older than `fixed` lacks `what`: skip there (never pass).
-fn needs_runc(c: &Ctx, fixed: (u32, u32, u32), what: &str) -> TestResult {
-    match c.rt.runc_version() {
-        Some(v) if v < fixed => skip!(
-            "runc {}.{}.{} predates {what} (runc {}.{}.{}): it fails this test",
-            v.0,
-            v.1,
-            v.2,
-            fixed.0,
-            fixed.1,
-            fixed.2
-        ),
-        _ => Ok(()),
-    }
-}
-
 /// One line of /proc/self/mountinfo: the per-mount and the superblock options of the
 /// top-most mount at `point`.
 struct MountLine {
@@ -325,7 +309,7 @@ fn tmpfs_keeps_dir_mode(c: &Ctx) -> TestResult {
 
 /// ... unless the options give mode=, which wins (runc 1.1.5 chmods afterwards).
 fn tmpfs_mode_option_wins(c: &Ctx) -> TestResult {
-    needs_runc(c, (1, 1, 8), "tmpfs mode= over an existing directory")?;
+    crate::security::needs_fix_in_runc(c, (1, 1, 8), "tmpfs mode= over an existing directory")?;
     let root = special_dirs(c)?;
     let mut cfg = sh_config("stat -c '%n %a' /sticky /fresh");
     cfg["root"]["path"] = json!(p(&root));
@@ -583,7 +567,7 @@ fn owned_tree(c: &Ctx) -> Result<PathBuf, Outcome> {
 /// show through the container's mapping, so host root's files are the container
 /// root's; "ridmap" maps the mounts below too. runc 1.1.5 ignores both silently.
 fn idmap(c: &Ctx) -> TestResult {
-    needs_runc(c, (1, 2, 0), "idmapped mounts")?;
+    crate::security::needs_fix_in_runc(c, (1, 2, 0), "idmapped mounts")?;
     let host = owned_tree(c)?;
     let mut cfg = sh_config(
         "cat /proc/self/mountinfo; stat -c 'STAT %n %u:%g' /tmp/pm-i/root-file /tmp/pm-i/user-file \
@@ -624,7 +608,7 @@ fn idmap(c: &Ctx) -> TestResult {
 /// A mount's own uidMappings/gidMappings (runtime-spec 1.1), no user namespace needed:
 /// the files of source id 0 show as 100000 through the mapping 0 -> 100000.
 fn idmap_own_mappings(c: &Ctx) -> TestResult {
-    needs_runc(c, (1, 2, 0), "idmapped mounts")?;
+    crate::security::needs_fix_in_runc(c, (1, 2, 0), "idmapped mounts")?;
     let host = owned_tree(c)?;
     let mut cfg = sh_config("stat -c 'STAT %n %u:%g' /pm-i/root-file /pm-i/user-file");
     let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);

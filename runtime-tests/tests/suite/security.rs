@@ -139,21 +139,7 @@ pub(crate) fn needs_fix_in_runc(c: &Ctx, fixed: (u32, u32, u32), what: &str) -> 
     if c.rt.is_hull() {
         return Ok(());
     }
-    let out = c.rt.exec(&["--version"]).stdout;
-    let ver = out
-        .lines()
-        .find_map(|l| l.strip_prefix("runc version "))
-        .map(|v| {
-            let n: Vec<u32> = v
-                .split(|ch: char| !ch.is_ascii_digit())
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            (
-                n.first().copied().unwrap_or(0),
-                n.get(1).copied().unwrap_or(0),
-                n.get(2).copied().unwrap_or(0),
-            )
-        });
+    let ver = c.rt.runc_version();
     match ver {
         Some(v) if v < fixed => skip!(
             "runc {}.{}.{} predates {what} ({}.{}.{}): it fails this test",
