@@ -80,6 +80,19 @@ fn rootfs_propagation<'a>(cfg: &'a RootfsConfig) -> Option<&'a str> {
 
 /// In the init, already inside the container's new mount namespace (and
 /// pid/net/user ns), before pivot_root.
+/// Make every mount of this (new) mount namespace a slave of the host's, so
+/// nothing mounted here can propagate back to the host.
+pub fn isolate_from_host() -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .step_at("make / a recursive slave", Path::new("/"))
+}
+
 pub fn prepare(cfg: &RootfsConfig) -> Result<Prepared> {
     // Recursively slave (by default) so no mount made below reaches the host;
     // "unbindable" is applied in finalize (see options::prepare_propagation).

@@ -80,14 +80,7 @@ impl Overlay {
     /// Mount the overlay on `merged`. Called in the init: "/" is made a
     /// recursive slave first so the mount can never propagate to the host.
     pub fn mount(&self) -> Result<()> {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .step_at("set mount propagation", Path::new("/"))?;
+        crate::rootfs::isolate_from_host()?;
         match self.mount_new_api() {
             // Kernels before 6.8 have no "lowerdir+" (EINVAL), before 5.2
             // no fsopen (ENOSYS): the one-string mount(2) still works for a

@@ -172,14 +172,7 @@ fn overlay_child(tmp: &Path, data: Option<&Path>) -> OverlayProbe {
     let err = |e: crate::error::Error| Err(e.to_string());
     let setup = (|| {
         // Nothing mounted here may propagate to the host's mounts.
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .step("make / a slave")?;
+        crate::rootfs::isolate_from_host()?;
         std::fs::create_dir(tmp).step_at("mkdir", tmp)?;
         mount(
             Some("tmpfs"),
