@@ -143,6 +143,7 @@ fn new_record(id: &str, bundle: &Bundle) -> Record {
         owner: String::new(),
         cgroups: Default::default(),
         no_new_keyring: false,
+        command: bundle.process().args().clone().unwrap_or_default(),
     }
 }
 

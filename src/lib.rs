@@ -10,6 +10,7 @@ pub mod create;
 pub mod error;
 pub mod failpoint;
 pub mod log;
+pub mod monitor;
 pub mod network;
 pub mod owner;
 pub mod process;

@@ -74,6 +74,9 @@ pub struct Record {
     /// session keyring too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_new_keyring: bool,
+    /// process.args as the container runs them (`ps` shows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 pub struct Store {
@@ -475,6 +478,7 @@ mod tests {
             owner: String::new(),
             cgroups: Default::default(),
             no_new_keyring: false,
+            command: Vec::new(),
         };
         let c = store.reserve(record.clone()).unwrap();
         assert_eq!(store.peek("a").unwrap().status(), Status::Creating);

@@ -1,0 +1,77 @@
+//! What the monitor knows and `ps`, `state`, `stop`, `logs` read:
+//! `<state dir>/monitor.json`, written by the monitor alone (temp + rename,
+//! no lock: a reader sees the old or the new record).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+pub const INFO_FILE: &str = "monitor.json";
+/// The container's output as JSON lines (Docker's json-file format);
+/// rotated copies are `container.log.1` (newest) .. `.N`.
+pub const LOG_FILE: &str = "container.log";
+/// Unix socket of the monitor: `attach` connects here.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+/// Written by `stop` before it signals: the restart policy does not bring
+/// a container back that a user stopped.
+pub const STOP_REQUESTED: &str = "stop-requested";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    /// The monitor process (pid and start time, as for the init).
+    pub pid: i32,
+    #[serde(default)]
+    pub pid_start: u64,
+    /// When the current run of the container started (RFC 3339).
+    #[serde(default)]
+    pub started: Option<String>,
+    /// The last run's exit code (128+N for signal N); None while it runs,
+    /// or when the monitor died before it could see the end.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub finished: Option<String>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// How many times the restart policy brought the container back.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Waiting out the restart backoff.
+    #[serde(default)]
+    pub restarting: bool,
+}
+
+impl Info {
+    /// None when the container never had a monitor (runc-style create/start).
+    pub fn read(state_dir: &Path) -> Result<Option<Info>> {
+        let path = state_dir.join(INFO_FILE);
+        match std::fs::read(&path) {
+            Ok(text) => Info::parse(&text).map(Some).map_err(|e| e.at(&path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).step_at("read monitor record", &path),
+        }
+    }
+
+    pub fn parse(text: &[u8]) -> Result<Info> {
+        serde_json::from_slice(text)
+            .map_err(|e| Error::new("parse monitor record").detail(e.to_string()))
+    }
+
+    pub fn write(&self, state_dir: &Path) -> Result<()> {
+        let path = state_dir.join(INFO_FILE);
+        let tmp = state_dir.join(".monitor.json.tmp");
+        let json = serde_json::to_vec(self).expect("monitor record serialises");
+        std::fs::write(&tmp, json).step_at("write monitor record", &tmp)?;
+        std::fs::rename(&tmp, &path).step_at("write monitor record", &path)
+    }
+
+    /// The monitor process is still there (not a reused pid).
+    pub fn monitor_alive(&self) -> bool {
+        self.pid > 0
+            && matches!(crate::state::proc_start_time(self.pid),
+                Some((start, false)) if start == self.pid_start)
+    }
+}
