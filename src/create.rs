@@ -166,7 +166,7 @@ pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
     let cgroups = crate::cgroups::destroy(&container.record.cgroups);
     log.step("delete: cgroups");
     if let Some(pid) = container.live_pid() {
-        crate::cli::lifecycle::kill_and_wait(pid, container.record.pid_start);
+        crate::signal::kill_and_wait(pid, container.record.pid_start);
     }
     log.step("delete: init killed");
     // Overlay upper/work dirs and volume uses (journalled); volume data stays.

@@ -17,6 +17,7 @@ pub mod process;
 pub mod rootfs;
 pub mod security;
 pub mod signal;
+pub mod start;
 pub mod state;
 pub mod storage;
 pub mod sys;

@@ -2,6 +2,8 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -50,6 +52,19 @@ pub fn send(pid: i32, start: u64, signal: i32) -> Result<()> {
     sys::pidfd_send_signal(fd.as_fd(), signal)
         .step("send signal")
         .map_err(|e| e.hint_if(Errno::ESRCH, "no such process: the container has exited"))
+}
+
+/// SIGKILL a process we know by pid and start time, and wait until it is
+/// gone (pidfd readable), so that what it held is free when we return.
+pub fn kill_and_wait(pid: Pid, start: u64) {
+    let Ok(pidfd) = pidfd_if_ours(pid.as_raw(), start) else {
+        return;
+    };
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    // A SIGKILLed process exits promptly; the bound only guards against a
+    // process stuck in the kernel (D state), which we cannot help.
+    let _ = poll(&mut fds, PollTimeout::from(10_000u16));
 }
 
 #[cfg(test)]

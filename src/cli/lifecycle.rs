@@ -1,14 +1,11 @@
 //! The lifecycle commands: create, start, run, kill, delete.
 
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigprocmask, SigmaskHow};
-use nix::unistd::Pid;
 
 use super::foreground;
 use crate::console;
@@ -16,8 +13,7 @@ use crate::create::{self, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
 use crate::signal as signals;
-use crate::state::{Container, Status, Store};
-use crate::sys;
+use crate::state::{Status, Store};
 
 /// What `create` and `run` share: the bundle, its extras, how the init is made.
 #[derive(Args)]
@@ -117,7 +113,7 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
     let container = Store::new(root).load(id)?;
     log.step("start: load container");
     let within = |e: Error| e.within(format!("start {id}"));
-    start_container(&container, log).map_err(within)?;
+    crate::start::start_container(&container, log).map_err(within)?;
     // A failing poststart hook fails the start and destroys the container,
     // as runc does.
     if let Err(e) = crate::security::poststart(&container) {
@@ -125,78 +121,6 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
         return Err(within(e));
     }
     Ok(())
-}
-
-/// Release a created container's init: open exec.fifo (the init is blocked
-/// opening the other end), read its byte, remove the fifo. A pidfd in the
-/// same poll means an init that died instead is noticed at once.
-fn start_container(container: &Container, log: &Logger) -> Result<()> {
-    match container.status() {
-        Status::Created => {}
-        Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
-        Status::Running => return Err(Error::new("cannot start an already running container")),
-        Status::Paused => return Err(Error::new("cannot start a paused container")),
-        Status::Creating => {
-            return Err(Error::new("cannot start a container in the creating state"))
-        }
-    }
-    let pid = container
-        .live_pid()
-        .ok_or_else(|| Error::new("cannot start a container that has stopped"))?;
-    let pidfd = sys::pidfd_open(pid).step("open pidfd of init")?;
-    let fifo_path = container.fifo();
-    let fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo_path)
-        .step_at("open exec.fifo", &fifo_path)?;
-    let mut fds = [
-        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
-        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-    ];
-    loop {
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other.step("wait for container init").map(drop)?,
-        }
-    }
-    let released = fds[0]
-        .revents()
-        .is_some_and(|r| r.contains(PollFlags::POLLIN));
-    let _ = std::fs::remove_file(&fifo_path);
-    if released {
-        log.step("start: init released");
-        wait_until_executed(&fifo);
-        log.step("start: process executed");
-        Ok(())
-    } else {
-        Err(Error::new("start").detail("the container init exited before it was started"))
-    }
-}
-
-/// The init holds its end of exec.fifo open, close-on-exec, through the
-/// startContainer hooks until execve: end-of-file on our end means the
-/// user's process has been executed (or the init died), which is when the
-/// spec lets poststart hooks run and `start` return.
-fn wait_until_executed(fifo: &std::fs::File) {
-    use std::io::Read;
-    let mut buf = [0u8; 8];
-    loop {
-        match (&*fifo).read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
-                if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
-                    if e != nix::errno::Errno::EINTR {
-                        return;
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        }
-    }
 }
 
 pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
@@ -224,8 +148,8 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         .pty
         .as_ref()
         .map(|master| console::attach_foreground(master.as_fd()));
-    if let Err(e) =
-        start_container(&container, log).and_then(|()| crate::security::poststart(&container))
+    if let Err(e) = crate::start::start_container(&container, log)
+        .and_then(|()| crate::security::poststart(&container))
     {
         create::destroy(container, log);
         return Err(e.within(format!("run {id}")));
@@ -287,17 +211,4 @@ pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
         _ => create::destroy_checked(container, log)
             .map_err(|e| e.within(format!("delete {}", args.id))),
     }
-}
-
-/// SIGKILL a process we know by pid and start time, and wait until it is
-/// gone (pidfd readable), so that what it held is free when we return.
-pub fn kill_and_wait(pid: Pid, start: u64) {
-    let Ok(pidfd) = signals::pidfd_if_ours(pid.as_raw(), start) else {
-        return;
-    };
-    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    // A SIGKILLed process exits promptly; the bound only guards against a
-    // process stuck in the kernel (D state), which we cannot help.
-    let _ = poll(&mut fds, PollTimeout::from(10_000u16));
 }
