@@ -2,24 +2,32 @@
 //! order, and how a failure undoes it. Nothing before `reserve` touches the
 //! host, so a bad bundle leaves nothing behind.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
 use nix::unistd::{mkfifo, Pid};
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
 use crate::console;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::log::Logger;
 use crate::process::{self, SpawnOptions};
 use crate::state::{Container, Record, Store, OCI_VERSION};
 
+/// What `create` is asked to make. The monitor keeps it (launch.json) to
+/// make the same container again on `restart`: what cannot be made again
+/// (fds passed on, a console socket, a pid file) is not kept.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CreateOptions {
     pub id: String,
     pub bundle: PathBuf,
+    #[serde(skip)]
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
+    #[serde(skip)]
     pub console_socket: Option<PathBuf>,
     /// Nobody will proxy a terminal (create, run -d): a terminal needs a console socket.
     pub detached: bool,
@@ -28,11 +36,16 @@ pub struct CreateOptions {
     /// --network, -p: merged into the annotations (network::merge_cli).
     pub network: crate::network::Extras,
     /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
+    #[serde(skip)]
     pub keep_fds: u32,
     /// runc's --no-new-keyring: keep the caller's session keyring.
     pub no_new_keyring: bool,
     /// Added to process.env (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// The process's stdin, stdout and stderr when not hull's own (the
+    /// monitor's pipes).
+    #[serde(skip)]
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 pub struct Created {
@@ -43,6 +56,46 @@ pub struct Created {
 }
 
 pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
+    let mut bundle = load_bundle(opts, log)?;
+    let mut record = new_record(&opts.id, &bundle);
+    record.no_new_keyring = opts.no_new_keyring;
+    let container = store.reserve(record)?;
+    log.step("reserve id (state dir, lock, state.json)");
+    make(&mut bundle, container, opts, log, destroy)
+}
+
+/// `restart`: make a stopped container again in its state dir, from the
+/// same options: same id, creation time, writable layer and volumes. A
+/// failure leaves it stopped, not deleted.
+pub fn recreate(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
+    let mut bundle = load_bundle(opts, log)?;
+    let mut container = store.load(&opts.id)?;
+    if container.status() != crate::state::Status::Stopped {
+        return Err(Error::new(format!(
+            "container {} is {}",
+            opts.id,
+            container.status().as_str()
+        ))
+        .hint("stop it first (`hull stop`)"));
+    }
+    // What the last run left (its cgroups, ports) before making them anew.
+    release(&container, log)?;
+    let mut record = new_record(&opts.id, &bundle);
+    record.no_new_keyring = opts.no_new_keyring;
+    record.created = std::mem::take(&mut container.record.created);
+    container.record = record;
+    container.save()?;
+    log.step("reset stopped container");
+    make(&mut bundle, container, opts, log, |c, log| {
+        if let Err(e) = release(&c, log) {
+            log.warning(&e.to_string());
+        }
+    })
+}
+
+/// The bundle with the command line's extras merged in; nothing on the
+/// host is touched.
+fn load_bundle(opts: &CreateOptions, log: &Logger) -> Result<Bundle> {
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
@@ -50,14 +103,21 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
-    let mut record = new_record(&opts.id, &bundle);
-    record.no_new_keyring = opts.no_new_keyring;
-    let mut container = store.reserve(record)?;
-    log.step("reserve id (state dir, lock, state.json)");
+    Ok(bundle)
+}
 
-    let built = crate::storage::prepare(&mut bundle, &container, log)
-        .and_then(|()| crate::network::prepare(&mut bundle, &container, log))
-        .and_then(|()| build(&bundle, &mut container, opts, log));
+/// Storage, network and the init for a reserved container; on failure
+/// `undo` gets the container back.
+fn make(
+    bundle: &mut Bundle,
+    mut container: Container,
+    opts: &CreateOptions,
+    log: &Logger,
+    undo: impl FnOnce(Container, &Logger),
+) -> Result<Created> {
+    let built = crate::storage::prepare(bundle, &container, log)
+        .and_then(|()| crate::network::prepare(bundle, &container, log))
+        .and_then(|()| build(bundle, &mut container, opts, log));
     match built {
         Ok((pid, pty)) => Ok(Created {
             container,
@@ -65,7 +125,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
             pty,
         }),
         Err(err) => {
-            destroy(container, log);
+            undo(container, log);
             Err(err)
         }
     }
@@ -103,6 +163,7 @@ fn build(
             cgroups: &cgroups,
             log,
             keep_fds: opts.keep_fds,
+            stdio: opts.stdio,
             session_keyring: (!opts.no_new_keyring).then(|| keyring_name(&opts.id)),
         },
     )?;
@@ -161,6 +222,21 @@ pub fn destroy(container: Container, log: &Logger) {
 /// it the journals, so that `delete` or `gc` can try again. A failing
 /// poststop hook is a warning and deletion goes on (runtime spec).
 pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
+    let runtime = release(&container, log);
+    // Overlay upper/work dirs and volume uses (journalled); volume data stays.
+    let storage = crate::storage::cleanup(&container.dir);
+    log.step("delete: storage");
+    runtime.and(storage)?;
+    crate::security::poststop(&container, log);
+    log.step("delete: poststop hooks");
+    container.remove()
+}
+
+/// What a container holds only while it runs: its processes, cgroups and
+/// network (addresses, published ports). Its files — state, writable
+/// layer, volumes, logs — stay. For a stopped container (the monitor,
+/// `stop`) and as the first half of `delete`.
+pub fn release(container: &Container, log: &Logger) -> Result<()> {
     // Every process of the container, through its cgroups; then the dirs,
     // child cgroups it made included.
     let cgroups = crate::cgroups::destroy(&container.record.cgroups);
@@ -169,16 +245,10 @@ pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
         crate::signal::kill_and_wait(pid, container.record.pid_start);
     }
     log.step("delete: init killed");
-    // Overlay upper/work dirs and volume uses (journalled); volume data stays.
-    let storage = crate::storage::cleanup(&container.dir);
-    log.step("delete: storage");
     // veth, lease, rules (journalled); the bridge goes with its last user.
     let network = crate::network::cleanup(&container.dir, log);
     log.step("delete: network");
-    cgroups.and(storage).and(network)?;
-    crate::security::poststop(&container, log);
-    log.step("delete: poststop hooks");
-    container.remove()
+    cgroups.and(network)
 }
 
 /// temp + rename: whoever waits for the pid file never reads half a number.

@@ -341,6 +341,14 @@ pub fn default_signal(signal: nix::sys::signal::Signal) -> Result<(), Errno> {
     unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
 }
 
+/// Ignore `signal` (the monitor and SIGPIPE: a client gone mid-write).
+pub fn ignore_signal(signal: nix::sys::signal::Signal) {
+    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety
+    // question arises; the disposition is reset for the container's
+    // process before it execs (default_all_signals).
+    let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigIgn) };
+}
+
 /// Reset every signal, realtime ones included, to its default action (exec
 /// keeps SIG_IGN, so a signal ignored in hull would stay ignored in the
 /// container). The raw syscall, because the C library refuses to touch the

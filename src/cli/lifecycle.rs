@@ -61,6 +61,7 @@ impl CreateArgs {
             detached,
             storage: self.storage.extras(),
             network: self.network.extras(),
+            stdio: None,
         })
     }
 }
@@ -76,6 +77,19 @@ pub struct RunArgs {
     /// Do not become the subreaper of the container's orphans (runc's flag)
     #[arg(long)]
     no_subreaper: bool,
+    /// Delete the container when it ends (a foreground run always does, unless --keep)
+    #[arg(long)]
+    rm: bool,
+    /// With -d: no, on-failure[:N], always or unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    restart: String,
+    /// With -d: the log's rotation, max-size=10m,max-file=3 (the default)
+    #[arg(long = "log-opt", value_name = "OPT")]
+    log_opt: Vec<String>,
+    /// With -d: stop and remove the container (and its anonymous volumes)
+    /// when process PID ends (default: the process that started hull)
+    #[arg(long, value_name = "PID", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    lease: Option<i32>,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -126,20 +140,26 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
 pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
     let id = args.create.id.clone();
-    let opts = args
-        .create
-        .options(args.detach)
-        .map_err(|e| e.within(format!("run {id}")))?;
+    let within = |e: Error| e.within(format!("run {id}"));
+    if args.detach {
+        let launch = launch(args).map_err(within)?;
+        return crate::monitor::run_detached(&store, launch, false, log);
+    }
+    if args.restart != "no" || !args.log_opt.is_empty() || args.lease.is_some() {
+        return Err(within(
+            Error::new("--restart, --log-opt and --lease need a monitor")
+                .hint("add -d: a foreground run is watched by hull itself"),
+        ));
+    }
+    let opts = args.create.options(false).map_err(within)?;
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
     let forwarded = foreground::forwarded_signals();
-    if !args.detach {
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
-        // As runc: processes the container leaves behind (without a pid
-        // namespace) come to us, not to the host's init, while we run.
-        if !args.no_subreaper {
-            nix::sys::prctl::set_child_subreaper(true).step("become child subreaper")?;
-        }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).step("block signals")?;
+    // As runc: processes the container leaves behind (without a pid
+    // namespace) come to us, not to the host's init, while we run.
+    if !args.no_subreaper {
+        nix::sys::prctl::set_child_subreaper(true).step("become child subreaper")?;
     }
     let created = create::create(&store, &opts, log).map_err(|e| e.within(format!("run {id}")))?;
     let (container, pid) = (created.container, created.pid);
@@ -155,9 +175,6 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         return Err(e.within(format!("run {id}")));
     }
     log.step("started");
-    if args.detach {
-        return Ok(ExitCode::SUCCESS);
-    }
     // Let `state`, `kill` and `delete` reach the container while it runs.
     drop(container);
     let code = foreground::forward_signals_until_exit(pid, &forwarded, created.pty)?;
@@ -170,6 +187,26 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(code))
+}
+
+/// `run -d`: what the monitor needs to run (and rerun) the container.
+fn launch(args: RunArgs) -> Result<crate::monitor::Launch> {
+    use crate::monitor::{logfile::LogOptions, policy::Policy, Launch, Lease};
+    let restart = Policy::parse(&args.restart)?;
+    let log = LogOptions::parse(&args.log_opt)?;
+    let lease = match args.lease {
+        None => None,
+        Some(0) => Some(Lease::of(nix::unistd::getppid().as_raw())?),
+        Some(pid) => Some(Lease::of(pid)?),
+    };
+    Ok(Launch {
+        create: args.create.options(true)?,
+        restart,
+        auto_remove: args.rm,
+        log,
+        interactive: false,
+        lease,
+    })
 }
 
 pub fn kill(root: &Path, args: KillArgs) -> Result<()> {

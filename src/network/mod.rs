@@ -68,7 +68,8 @@ const PEER: &str = "eth0";
 static NET_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
 /// The network extras of `create`/`run`, as given on the command line.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Extras {
     pub mode: Option<String>,
     pub publish: Vec<String>,

@@ -36,6 +36,8 @@ pub struct InitContext<'a> {
     pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
     /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
+    /// Becomes fds 0, 1, 2 (the monitor's pipes), before the terminal.
+    pub stdio: Option<[RawFd; 3]>,
     /// A session keyring of the container's own (runc's `_ses.<id>`).
     pub session_keyring: Option<&'a str>,
 }
@@ -58,6 +60,11 @@ pub fn run(ctx: InitContext) -> ! {
 fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     if let Some(fd) = ctx.lock_fd {
         let _ = unistd::close(fd);
+    }
+    if let Some(stdio) = ctx.stdio {
+        for (target, fd) in stdio.into_iter().enumerate() {
+            unistd::dup2(fd, target as RawFd).step("attach stdio")?;
+        }
     }
     // If hull dies during setup, so does the half-made container.
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;

@@ -33,6 +33,8 @@ pub struct SpawnOptions<'a> {
     pub log: &'a crate::log::Logger,
     /// Fds 3 .. 3+keep_fds of hull go to the container's process.
     pub keep_fds: u32,
+    /// Becomes the process's fds 0, 1, 2 (None: hull's own).
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
     /// The name of a new session keyring for the init, None to keep the caller's.
     pub session_keyring: Option<String>,
 }
@@ -67,6 +69,7 @@ pub fn spawn(bundle: &Bundle, container: &mut Container, opts: &SpawnOptions) ->
                 no_pivot: opts.no_pivot,
                 log: opts.log,
                 keep_fds: opts.keep_fds,
+                stdio: opts.stdio,
                 session_keyring: opts.session_keyring.as_deref(),
             })
         }

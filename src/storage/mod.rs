@@ -64,7 +64,8 @@ pub struct Plan {
 }
 
 /// Storage extras of `create`/`run`, as given on the command line.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Extras {
     /// `-v NAME:/path[:ro]` or `-v /host:/path[:ro|rw][,propagation]`.
     pub volumes: Vec<String>,
@@ -342,6 +343,10 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     let data = data_root();
     let id = &container.record.id;
     let data_dir = lowers.as_ref().map(|_| data.join("containers").join(id));
+    // `restart`: the journal of the last run names the same dir, which
+    // holds the container's writes.
+    let again = Journal::read(&container.dir)?.and_then(|j| j.data_dir);
+    let reuse = data_dir.is_some() && again == data_dir;
     let store = volumes::Store::new(&data);
     let journal = Journal {
         data_dir: data_dir.clone(),
@@ -360,7 +365,11 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
                 n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
             })
         });
-        let ov = overlay::Overlay::create(&dir, lowers, &bundle.rootfs, userns)?;
+        let ov = if reuse {
+            overlay::Overlay::existing(&dir, lowers, userns)
+        } else {
+            overlay::Overlay::create(&dir, lowers, &bundle.rootfs, userns)?
+        };
         crate::owner::mark(&dir, &container.dir);
         if userns {
             // The container's root must own the work dir (and may write "/").

@@ -77,6 +77,17 @@ impl Overlay {
         Ok(ov)
     }
 
+    /// The dirs `create` made for an earlier run of the same container.
+    pub fn existing(dir: &Path, lowers: Vec<PathBuf>, userxattr: bool) -> Overlay {
+        Overlay {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            userxattr,
+        }
+    }
+
     /// Mount the overlay on `merged`. Called in the init: "/" is made a
     /// recursive slave first so the mount can never propagate to the host.
     pub fn mount(&self) -> Result<()> {

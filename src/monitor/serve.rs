@@ -1,0 +1,470 @@
+//! The monitor's loop: output to the log and to attached clients, input
+//! from them, the lease, and the end of each run — recorded, the runtime
+//! released, then restarted, removed or left stopped.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::SigSet;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::attach::{Decoder, Frame};
+use super::info::{Info, ATTACH_SOCKET, STOP_REQUESTED};
+use super::logfile::{Stream, Writer};
+use super::policy;
+use super::{create_and_start, write_all, Launch, Pipes};
+use crate::error::{Context, Result};
+use crate::log::Logger;
+use crate::state::Store;
+
+/// One run of the container: its init and our ends of its stdio.
+pub(super) struct Running {
+    pub dir: PathBuf,
+    init: Pid,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    /// Our end of the container's stdin (`-i`), or its pty master.
+    stdin: Option<OwnedFd>,
+    pty: bool,
+    since: Instant,
+}
+
+impl Running {
+    pub fn start(store: &Store, launch: &Launch, again: bool, log: &Logger) -> Result<Running> {
+        let pipes = Pipes::new(launch.interactive)?;
+        let created = create_and_start(store, launch, again, &pipes, log)?;
+        let dir = created.container.dir.clone();
+        let Pipes {
+            theirs,
+            stdin,
+            stdout,
+            stderr,
+        } = pipes;
+        drop(theirs);
+        let (stdout, stdin, pty) = match created.pty {
+            // A terminal: one stream, both ways, through the master.
+            Some(master) => {
+                let copy = master.try_clone().step("dup pty master")?;
+                (copy, Some(master), true)
+            }
+            None => (stdout, stdin, false),
+        };
+        for fd in [Some(&stdout), (!pty).then_some(&stderr)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        }
+        let me = std::process::id() as i32;
+        let mut info = Info::read(&dir)?.unwrap_or_default();
+        info.pid = me;
+        info.pid_start = crate::state::proc_start_time(me).map_or(0, |(s, _)| s);
+        info.started = Some(crate::time::rfc3339_now());
+        info.exit_code = None;
+        info.finished = None;
+        info.oom_killed = false;
+        info.restarting = false;
+        info.write(&dir)?;
+        Ok(Running {
+            dir,
+            init: created.pid,
+            stdout: Some(stdout),
+            stderr: (!pty).then_some(stderr),
+            stdin,
+            pty,
+            since: Instant::now(),
+        })
+    }
+}
+
+struct Client {
+    sock: UnixStream,
+    decoder: Decoder,
+}
+
+struct Monitor<'a> {
+    store: &'a Store,
+    launch: Launch,
+    log: &'a Logger,
+    id: String,
+    dir: PathBuf,
+    sfd: SignalFd,
+    logs: Option<Writer>,
+    listener: Option<UnixListener>,
+    clients: Vec<Client>,
+    lease: Option<OwnedFd>,
+    lease_ended: bool,
+}
+
+/// Serve until the container is done for good; never fails (there is no
+/// one left to tell), problems go to --log.
+pub(super) fn serve(
+    store: &Store,
+    launch: Launch,
+    running: Running,
+    signals: SigSet,
+    log: &Logger,
+) {
+    let Ok(sfd) = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC) else {
+        return;
+    };
+    let logs = Writer::open(&running.dir, launch.log)
+        .map_err(|e| log.warning(&e.to_string()))
+        .ok();
+    let lease = launch
+        .lease
+        .map(|l| crate::signal::pidfd_if_ours(l.pid, l.start));
+    let mut m = Monitor {
+        store,
+        log,
+        id: launch.create.id.clone(),
+        dir: running.dir.clone(),
+        sfd,
+        logs,
+        listener: listen(&running.dir),
+        clients: Vec::new(),
+        lease_ended: matches!(lease, Some(Err(_))),
+        lease: lease.and_then(|l| l.ok()),
+        launch,
+    };
+    if m.lease_ended {
+        m.end_lease(running.init);
+    }
+    let mut run = running;
+    let mut attempt = 0;
+    loop {
+        let code = m.pump_until_exit(&mut run);
+        let Some(again) = m.after_exit(code, &run, &mut attempt) else {
+            break;
+        };
+        match Running::start(m.store, &m.launch, again, m.log) {
+            Ok(next) => run = next,
+            Err(e) => {
+                m.log.warning(&e.to_string());
+                m.record(|i| i.restarting = false);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(m.dir.join(ATTACH_SOCKET));
+}
+
+/// The attach socket, bound through /proc/self/fd so that a long state
+/// dir path does not hit the 108-byte limit of socket addresses.
+fn listen(dir: &std::path::Path) -> Option<UnixListener> {
+    let d = std::fs::File::open(dir).ok()?;
+    let path = format!("/proc/self/fd/{}/{ATTACH_SOCKET}", d.as_raw_fd());
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).ok()?;
+    l.set_nonblocking(true).ok()?;
+    Some(l)
+}
+
+impl Monitor<'_> {
+    /// Move output and input until the init exits; its exit code.
+    fn pump_until_exit(&mut self, run: &mut Running) -> i32 {
+        loop {
+            if let Some(code) = reap(run.init) {
+                self.drain(run);
+                return code;
+            }
+            let lease_fd = self.lease.as_ref().map(|f| f.as_fd());
+            let out_fds: Vec<_> = [run.stdout.as_ref(), run.stderr.as_ref()]
+                .into_iter()
+                .map(|f| f.map(|f| f.as_fd()))
+                .collect();
+            let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            let mut what = vec![Event::Signal];
+            for (i, fd) in out_fds.iter().enumerate() {
+                if let Some(fd) = fd {
+                    fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+                    what.push(Event::Output(i));
+                }
+            }
+            if let Some(l) = &self.listener {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+                what.push(Event::Accept);
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
+                what.push(Event::Client(i));
+            }
+            if let Some(fd) = lease_fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                what.push(Event::Lease);
+            }
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            let ready: Vec<Event> = fds
+                .iter()
+                .zip(what)
+                .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(_, e)| e)
+                .collect();
+            drop(fds);
+            let mut gone = Vec::new();
+            for event in ready {
+                match event {
+                    Event::Signal => while let Ok(Some(_)) = self.sfd.read_signal() {},
+                    Event::Output(i) => {
+                        self.output(run, i);
+                    }
+                    Event::Accept => self.accept(),
+                    Event::Client(i) => {
+                        if !self.client_input(run, i) {
+                            gone.push(i);
+                        }
+                    }
+                    Event::Lease => {
+                        self.lease = None;
+                        self.lease_ended = true;
+                        self.end_lease(run.init);
+                    }
+                }
+            }
+            for i in gone.into_iter().rev() {
+                self.clients.remove(i);
+            }
+        }
+    }
+
+    /// Read what stream `i` (0 stdout, 1 stderr) has; log it and send it
+    /// on. False when there was nothing (or no more) to read.
+    fn output(&mut self, run: &mut Running, i: usize) -> bool {
+        let slot = if i == 0 {
+            &mut run.stdout
+        } else {
+            &mut run.stderr
+        };
+        let Some(fd) = slot.as_ref() else {
+            return false;
+        };
+        let mut buf = [0u8; 16384];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => *slot = None,
+            Ok(n) => {
+                let (stream, frame) = if i == 0 {
+                    (Stream::Stdout, Frame::Stdout(buf[..n].to_vec()))
+                } else {
+                    (Stream::Stderr, Frame::Stderr(buf[..n].to_vec()))
+                };
+                if let Some(logs) = &mut self.logs {
+                    logs.write(stream, &buf[..n]);
+                }
+                self.broadcast(&frame);
+                return true;
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            // EIO: the pty's last slave is closed.
+            Err(_) => *slot = None,
+        }
+        false
+    }
+
+    /// The init is gone: what its stdio holds is taken now, not waited
+    /// for (an orphan may keep a pipe open). Our ends are non-blocking.
+    fn drain(&mut self, run: &mut Running) {
+        for i in 0..2 {
+            for _ in 0..256 {
+                if !self.output(run, i) {
+                    break;
+                }
+            }
+        }
+        if let Some(logs) = &mut self.logs {
+            logs.flush();
+        }
+    }
+
+    fn broadcast(&mut self, frame: &Frame) {
+        let bytes = frame.encode();
+        // A client that cannot keep up is dropped, never waited for.
+        self.clients.retain(|c| write_all(&c.sock, &bytes));
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = &self.listener else { return };
+        while let Ok((sock, _)) = l.accept() {
+            if sock.set_nonblocking(true).is_ok() {
+                self.clients.push(Client {
+                    sock,
+                    decoder: Decoder::default(),
+                });
+            }
+        }
+    }
+
+    /// Input from client `i`; false when it is gone.
+    fn client_input(&mut self, run: &mut Running, i: usize) -> bool {
+        let c = &mut self.clients[i];
+        let mut buf = [0u8; 8192];
+        let n = match nix::unistd::read(c.sock.as_raw_fd(), &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return true,
+            Err(_) => return false,
+        };
+        let Ok(frames) = c.decoder.push(&buf[..n]) else {
+            return false;
+        };
+        for frame in frames {
+            match frame {
+                Frame::Stdin(bytes) => {
+                    if let Some(fd) = &run.stdin {
+                        if !write_all(fd, &bytes) && !run.pty {
+                            run.stdin = None;
+                        }
+                    }
+                }
+                Frame::Resize { rows, cols } if run.pty => {
+                    if let Some(master) = &run.stdin {
+                        let _ = crate::sys::set_window_size(master.as_fd(), rows, cols);
+                    }
+                }
+                // The end of a pipe's input; a terminal has none.
+                Frame::CloseStdin if !run.pty => run.stdin = None,
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// The lease holder is gone: the container ends now and is removed
+    /// once its init is reaped.
+    fn end_lease(&self, init: Pid) {
+        let _ = std::fs::write(self.dir.join(STOP_REQUESTED), "lease");
+        match self.store.peek(&self.id) {
+            Ok(c) if !c.record.cgroups.is_empty() => {
+                let _ = crate::cgroups::signal_all(&c.record.cgroups, libc::SIGKILL);
+            }
+            _ => {
+                let _ = nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
+    fn record(&self, change: impl FnOnce(&mut Info)) {
+        let mut info = Info::read(&self.dir).ok().flatten().unwrap_or_default();
+        change(&mut info);
+        if let Err(e) = info.write(&self.dir) {
+            self.log.warning(&e.to_string());
+        }
+    }
+
+    /// The run ended with `code`: record it, release what it held, and
+    /// say whether (Some(again)) the container runs again.
+    fn after_exit(&mut self, code: i32, run: &Running, attempt: &mut u32) -> Option<bool> {
+        for c in std::mem::take(&mut self.clients) {
+            let _ = write_all(&c.sock, &Frame::Exit(code).encode());
+        }
+        // Deleted under us (`delete -f`): nothing left to record.
+        let container = self.store.load(&self.id).ok()?;
+        let oom = crate::cgroups::oom_kills(&container.record.cgroups) > 0;
+        let restarts = Info::read(&self.dir)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .restart_count;
+        self.record(|i| {
+            i.exit_code = Some(code);
+            i.finished = Some(crate::time::rfc3339_now());
+            i.oom_killed = oom;
+        });
+        // Published ports and cgroups go when the container stops.
+        if let Err(e) = crate::create::release(&container, self.log) {
+            self.log.warning(&e.to_string());
+        }
+        drop(container);
+        let stopped = self.lease_ended || self.dir.join(STOP_REQUESTED).exists();
+        if self.launch.restart.should_restart(code, restarts, stopped) {
+            if run.since.elapsed() >= policy::HEALTHY_RUN {
+                *attempt = 0;
+            }
+            let wait = policy::backoff(*attempt);
+            *attempt += 1;
+            self.record(|i| i.restarting = true);
+            if self.wait_or_stop(wait) {
+                self.record(|i| {
+                    i.restarting = false;
+                    i.restart_count += 1;
+                });
+                return Some(true);
+            }
+            self.record(|i| i.restarting = false);
+        }
+        if self.launch.auto_remove || self.lease_ended {
+            self.remove();
+        }
+        None
+    }
+
+    /// Sleep out the backoff; false if a `stop` (SIGUSR1 and the marker)
+    /// or the end of the lease came first.
+    fn wait_or_stop(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.lease_ended || self.dir.join(STOP_REQUESTED).exists() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(l) = &self.lease {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            let lease_gone = fds
+                .get(1)
+                .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+            drop(fds);
+            while let Ok(Some(_)) = self.sfd.read_signal() {}
+            if lease_gone {
+                self.lease = None;
+                self.lease_ended = true;
+            }
+        }
+    }
+
+    /// `--rm`, or the lease ended: delete the container, and with a lease
+    /// its anonymous volumes too.
+    fn remove(&self) {
+        let Ok(container) = self.store.load(&self.id) else {
+            return;
+        };
+        if let Err(e) = crate::create::destroy_checked(container, self.log) {
+            self.log.warning(&e.to_string());
+        }
+    }
+}
+
+enum Event {
+    Signal,
+    Output(usize),
+    Accept,
+    Client(usize),
+    Lease,
+}
+
+/// Reap every exited child (orphans of the container come to us too);
+/// the init's exit code once it is among them, 128+N for signal N.
+fn reap(init: Pid) -> Option<i32> {
+    let mut code = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, c)) if pid == init => code = Some(c),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => code = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return code,
+            Ok(_) => continue,
+        }
+    }
+}
