@@ -85,6 +85,14 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Remove what crashed or vanished containers left on the host
     Gc(cli::gc::GcArgs),
+    /// Stop containers: a signal, a grace period, then SIGKILL
+    Stop(cli::stop::StopArgs),
+    /// Stop (if running) and start containers again, same files and ports
+    Restart(cli::stop::RestartArgs),
+    /// Print a detached container's output
+    Logs(cli::logs::LogsArgs),
+    /// Connect to a detached container's terminal or stdio (detach: ctrl-p ctrl-q)
+    Attach(cli::attach::AttachArgs),
 }
 
 fn main() -> ExitCode {
@@ -169,5 +177,9 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
         Command::Check(args) => cli::check::check(&root, args),
         Command::Gc(args) => cli::gc::gc(&root, args, logger).map(ok),
+        Command::Stop(args) => cli::stop::stop(&root, args, logger),
+        Command::Restart(args) => cli::stop::restart(&root, args, logger),
+        Command::Logs(args) => cli::logs::logs(&root, args),
+        Command::Attach(args) => cli::attach::attach(&root, args),
     }
 }

@@ -18,7 +18,10 @@ use crate::sys;
 pub fn start_container(container: &Container, log: &Logger) -> Result<()> {
     match container.status() {
         Status::Created => {}
-        Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
+        Status::Stopped => {
+            return Err(Error::new("cannot start a container that has stopped")
+                .hint(format!("use `hull restart {}`", container.record.id)))
+        }
         Status::Running => return Err(Error::new("cannot start an already running container")),
         Status::Paused => return Err(Error::new("cannot start a paused container")),
         Status::Creating => {

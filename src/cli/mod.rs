@@ -1,5 +1,6 @@
 //! One file per group of commands; each command is one function.
 
+pub mod attach;
 pub mod cgroups;
 pub mod check;
 pub mod exec;
@@ -8,7 +9,9 @@ pub mod foreground;
 pub mod gc;
 pub mod inspect;
 pub mod lifecycle;
+pub mod logs;
 pub mod network;
 pub mod out;
 pub mod spec;
+pub mod stop;
 pub mod storage;

@@ -12,8 +12,13 @@ use crate::error::{Context, Result};
 
 /// Write `text` to stdout and flush it.
 pub fn print(text: &str) -> Result<()> {
+    print_bytes(text.as_bytes())
+}
+
+/// `print` for bytes that may not be text (a container's output).
+pub fn print_bytes(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => reader_gone(),
         other => other.step("write to stdout"),
     }
@@ -42,4 +47,30 @@ pub fn reader_gone() -> ! {
     let _ = raise(Signal::SIGPIPE);
     // SIGPIPE blocked by our caller: the status a shell reports for it.
     std::process::exit(128 + libc::SIGPIPE)
+}
+
+/// Docker's way with several ids: each one done is printed, each failure
+/// is its own error line, and the others still go; exit 1 if any failed.
+pub fn each_id(
+    ids: &[String],
+    log: &crate::log::Logger,
+    mut one: impl FnMut(&str) -> Result<()>,
+) -> std::process::ExitCode {
+    let mut failed = false;
+    for id in ids {
+        match one(id) {
+            Ok(()) => {
+                let _ = line(id);
+            }
+            Err(e) => {
+                log.error(&e.to_string());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }
