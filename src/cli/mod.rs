@@ -10,5 +10,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod network;
 pub mod out;
+pub mod remove;
 pub mod spec;
 pub mod storage;
+pub mod table;

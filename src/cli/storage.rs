@@ -89,7 +89,7 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
     let store = volumes::Store::new(&storage::data_root());
     match args.command {
         VolumeCommand::Create { name } => {
-            let name = name.unwrap_or_else(random_name);
+            let name = name.unwrap_or_else(volumes::random_name);
             store.create(&name).map_err(|e| e.within("volume create"))?;
             println!("{name}");
         }
@@ -142,14 +142,20 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCommand::Prune { force: _ } => {
-            for n in store.names() {
-                if store.users(&n).iter().all(|u| !u.live) {
-                    store
-                        .remove(&n, false)
-                        .map_err(|e| e.within(format!("volume prune {n}")))?;
-                    println!("{n}");
-                }
-            }
+            prune_volumes(&store, |n| println!("{n}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove every volume no live container uses; `removed` hears each name.
+pub fn prune_volumes(store: &volumes::Store, mut removed: impl FnMut(&str)) -> Result<()> {
+    for n in store.names() {
+        if store.users(&n).iter().all(|u| !u.live) {
+            store
+                .remove(&n, false)
+                .map_err(|e| e.within(format!("volume prune {n}")))?;
+            removed(&n);
         }
     }
     Ok(())
@@ -165,22 +171,6 @@ fn describe(store: &volumes::Store, name: &str) -> serde_json::Value {
         "CreatedAt": store.created(name),
         "UsedBy": users.iter().filter(|u| u.live).map(|u| &u.id).collect::<Vec<_>>(),
     })
-}
-
-fn random_name() -> String {
-    use std::io::Read;
-    let mut buf = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf = (t ^ std::process::id() as u128).to_le_bytes();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The container's storage journal and its overlay upper.
