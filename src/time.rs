@@ -111,20 +111,24 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 /// A process start time from /proc/PID/stat (clock ticks since boot) as
-/// unix seconds: boot time (`btime` of /proc/stat) plus ticks / CLK_TCK.
+/// unix seconds: now minus how long ago that was by /proc/uptime (not
+/// /proc/stat's btime, whole seconds that would add up to one).
 pub fn from_boot_ticks(ticks: u64) -> Option<i64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let btime: i64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
         .parse()
         .ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .filter(|hz| *hz > 0)?;
-    Some(btime + (ticks / hz as u64) as i64)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - (uptime - ticks as f64 / hz as f64)).round() as i64)
 }
 
 /// (year, month, day) to days since 1970-01-01 (Hinnant's inverse).

@@ -67,11 +67,11 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
     if args.format == "json" {
         return out::line(&json!(pids).to_string());
     }
-    let ps_args = if args.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_args.clone()
-    };
+    let mut ps_args = args.table.ps_flags()?;
+    ps_args.extend(args.ps_args.iter().cloned());
+    if ps_args.is_empty() {
+        ps_args.push("-ef".to_string());
+    }
     let out = std::process::Command::new("ps")
         .args(&ps_args)
         .output()

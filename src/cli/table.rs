@@ -32,6 +32,25 @@ pub struct TableArgs {
     filter: Vec<String>,
 }
 
+impl TableArgs {
+    /// With an id, `-a` and `-q` right after it are ps(1)'s (runc passes
+    /// everything after the id to ps): what clap took for ours, given back
+    /// in front of the rest. The table's other flags mean nothing there.
+    pub fn ps_flags(&self) -> Result<Vec<String>> {
+        if self.no_trunc || !self.filter.is_empty() {
+            return Err(Error::new("ps ID")
+                .detail("--no-trunc and --filter are for the container table")
+                .hint("leave out the id to list containers"));
+        }
+        let flags = [(self.all, "-a"), (self.quiet, "-q")];
+        Ok(flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| f.to_string())
+            .collect())
+    }
+}
+
 /// What one row is made of.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -421,7 +440,7 @@ mod tests {
         assert_eq!(
             lines[0],
             "CONTAINER ID   BUNDLE   COMMAND       CREATED         STATUS              \
-             PORTS                                                      NAMES"
+             PORTS                                                    NAMES"
         );
         assert_eq!(
             lines[1],
