@@ -55,7 +55,7 @@ enum Command {
     Features,
     /// Print the state of a container as JSON
     State { id: String },
-    /// Send a signal to the container's init process
+    /// Send a signal to a container's init (ID [SIGNAL]; with -s SIGNAL, several ids)
     Kill(cli::lifecycle::KillArgs),
     /// Delete containers and everything they hold on the host
     Delete(cli::lifecycle::DeleteArgs),

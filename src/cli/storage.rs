@@ -12,8 +12,8 @@ use crate::storage::{self, layers, volumes, Extras, Journal};
 /// The storage flags of `create` and `run`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct StorageArgs {
-    /// Mount a named volume (NAME:/path[:ro]) or a host path
-    /// (/host/path:/path[:ro|rw][,propagation]); repeatable
+    /// Mount a named volume (NAME:/path[:ro]), an anonymous one (/path), or
+    /// a host path (/host/path:/path[:ro|rw][,propagation]); repeatable
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,
     /// Mount a tmpfs: /path[:size=64m,mode=1777,uid=N,gid=N,...]; repeatable

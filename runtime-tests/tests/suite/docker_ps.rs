@@ -240,11 +240,13 @@ fn ps_id_stays_runc(c: &Ctx) -> TestResult {
         out.lines().any(|l| l.trim() == format!("{pid} sleep")),
         "ps ID -o pid,comm: {out:?}"
     );
-    // ps -a has no UID column; -ef (what an eaten -a would leave) has.
-    let out = c.rt.exec(&["ps", &id, "-a"]).ok()?.stdout;
-    let header = out.lines().next().unwrap_or("");
+    // ps -a has no UID column (and exits 1 when no process has a tty);
+    // -ef, what an eaten -a would leave, has one.
+    let out = c.rt.exec(&["ps", &id, "-a"]);
+    let header = out.stdout.lines().next().unwrap_or("");
     ensure!(
-        header.contains("PID") && !header.contains("UID"),
+        (out.code == 0 && header.contains("PID") && !header.contains("UID"))
+            || (out.code == 1 && out.stderr.contains("run ps")),
         "ps ID -a did not reach ps(1): {out:?}"
     );
     Ok(())
