@@ -259,8 +259,16 @@ const HEADER: [&str; 7] = [
     "NAMES",
 ];
 
-/// The rows `ps` prints for these flags, in `list` order (by id).
-fn select(rows: Vec<Row>, args: &TableArgs) -> Result<Vec<Row>> {
+/// The rows `ps` prints for these flags, newest first as Docker lists
+/// them (hull's timestamps are fixed-width UTC: the text order is the time
+/// order).
+fn select(mut rows: Vec<Row>, args: &TableArgs) -> Result<Vec<Row>> {
+    rows.sort_by(|a, b| {
+        b.record
+            .created
+            .cmp(&a.record.created)
+            .then(a.record.id.cmp(&b.record.id))
+    });
     let filters = args
         .filter
         .iter()
@@ -468,6 +476,8 @@ mod tests {
             row_of("db-1", Status::Created, None),
             row_of("db-2", Status::Paused, None),
         ];
+        let mut rows = rows;
+        rows[3].record.created = time::rfc3339(NOW - 1, 0);
         let ids = |args: TableArgs| -> Vec<String> {
             select(rows.clone(), &args)
                 .unwrap()
@@ -476,7 +486,8 @@ mod tests {
                 .collect()
         };
         let f = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(ids(TableArgs::default()), ["web-1", "db-1", "db-2"]);
+        // Newest first, then by id.
+        assert_eq!(ids(TableArgs::default()), ["db-2", "db-1", "web-1"]);
         let all = TableArgs {
             all: true,
             ..TableArgs::default()
@@ -497,7 +508,7 @@ mod tests {
             filter: f(&["id=db"]),
             ..TableArgs::default()
         };
-        assert_eq!(ids(id), ["db-1", "db-2"]);
+        assert_eq!(ids(id), ["db-2", "db-1"]);
         for bad in ["status=gone", "nokey", "label=x"] {
             let args = TableArgs {
                 filter: f(&[bad]),
