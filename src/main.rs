@@ -55,10 +55,14 @@ enum Command {
     Features,
     /// Print the state of a container as JSON
     State { id: String },
-    /// Send a signal to the container's init process
+    /// Send a signal to a container's init (ID [SIGNAL]; with -s SIGNAL, several ids)
     Kill(cli::lifecycle::KillArgs),
-    /// Delete a container and everything it holds on the host
+    /// Delete containers and everything they hold on the host
     Delete(cli::lifecycle::DeleteArgs),
+    /// Remove containers (-f: running ones too, -v: their anonymous volumes)
+    Rm(cli::remove::RmArgs),
+    /// Remove every stopped container (--volumes: and unused volumes)
+    Prune(cli::remove::PruneArgs),
     /// List containers
     List(cli::inspect::ListArgs),
     /// Write a default config.json for a new bundle
@@ -67,7 +71,7 @@ enum Command {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
-    /// List the processes of a container
+    /// List the processes of a container; without an id, list containers (Docker's table)
     Ps(cli::cgroups::PsArgs),
     /// Change the resource limits of a running container
     Update(cli::cgroups::UpdateArgs),
@@ -162,8 +166,10 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Exec(args) => cli::exec::exec(&root, args, logger),
         Command::Features => cli::features::features().map(ok),
         Command::State { id } => cli::inspect::state(&root, &id).map(ok),
-        Command::Kill(args) => cli::lifecycle::kill(&root, args).map(ok),
-        Command::Delete(args) => cli::lifecycle::delete(&root, args, logger).map(ok),
+        Command::Kill(args) => cli::lifecycle::kill(&root, args, logger),
+        Command::Delete(args) => cli::lifecycle::delete(&root, args, logger),
+        Command::Rm(args) => cli::remove::rm(&root, args, logger),
+        Command::Prune(args) => cli::remove::prune(&root, args, logger).map(ok),
         Command::List(args) => cli::inspect::list(&root, args).map(ok),
         Command::Spec(args) => cli::spec::spec(args).map(ok),
         Command::Pause { id } => cli::cgroups::pause(&root, &id).map(ok),

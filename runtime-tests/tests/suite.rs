@@ -91,6 +91,8 @@ const TESTS: &[Test] = &[
 mod cgroups;
 #[path = "suite/check.rs"]
 mod check;
+#[path = "suite/docker_ps.rs"]
+mod docker_ps;
 #[path = "suite/exec.rs"]
 mod exec;
 #[path = "suite/failclosed.rs"]
@@ -117,6 +119,7 @@ fn main() {
         TESTS,
         cgroups::TESTS,
         check::TESTS,
+        docker_ps::TESTS,
         exec::TESTS,
         failclosed::TESTS,
         faults::TESTS,

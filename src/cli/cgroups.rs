@@ -41,28 +41,37 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     cgroups::freeze(&c.record.cgroups, false).map_err(within)
 }
 
+/// `ps ID` is runc's process list; `ps` alone is Docker's container table
+/// (cli/table.rs), whose flags go before any id.
 #[derive(Args)]
 pub struct PsArgs {
-    /// Output format: table (ps -ef rows) or json (an array of host pids)
+    /// With an id: table (ps -ef rows) or json (an array of host pids);
+    /// without: the container table, or json (one object per container)
     #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     format: String,
-    id: String,
+    #[command(flatten)]
+    table: super::table::TableArgs,
+    /// The container whose processes to list; none: list the containers
+    id: Option<String>,
     /// Options for ps(1) (default -ef)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     ps_args: Vec<String>,
 }
 
 pub fn ps(root: &Path, args: PsArgs) -> Result<()> {
-    let c = Store::new(root).peek(&args.id)?;
+    let Some(id) = &args.id else {
+        return super::table::ps(root, &args.table, &args.format);
+    };
+    let c = Store::new(root).peek(id)?;
     let pids = cgroups::pids(&c.record.cgroups);
     if args.format == "json" {
         return out::line(&json!(pids).to_string());
     }
-    let ps_args = if args.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_args.clone()
-    };
+    let mut ps_args = args.table.ps_flags()?;
+    ps_args.extend(args.ps_args.iter().cloned());
+    if ps_args.is_empty() {
+        ps_args.push("-ef".to_string());
+    }
     let out = std::process::Command::new("ps")
         .args(&ps_args)
         .output()

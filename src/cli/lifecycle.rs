@@ -94,15 +94,36 @@ pub struct RunArgs {
     create: CreateArgs,
 }
 
+/// runc's `kill [-a] ID [SIGNAL]`; with `-s SIGNAL` every positional is an
+/// id (`kill -s KILL a b c`).
 #[derive(Args)]
+#[command(
+    after_help = "Without -s: ID [SIGNAL] (runc's form, default SIGTERM).\n\
+                        With -s SIGNAL: ID... (every argument is a container)."
+)]
 pub struct KillArgs {
     /// Signal every process of the container, not just its init
     #[arg(short, long)]
     all: bool,
-    id: String,
-    /// Signal name (TERM, SIGTERM) or number; default TERM
-    #[arg(default_value = "SIGTERM")]
-    signal: String,
+    /// The signal for every id given; name (TERM, SIGTERM) or number
+    #[arg(short, long, value_name = "SIGNAL")]
+    signal: Option<String>,
+    /// ID [SIGNAL], or ID... with -s
+    #[arg(required = true, value_name = "ID")]
+    args: Vec<String>,
+}
+
+impl KillArgs {
+    /// The ids and the signal the positionals mean.
+    fn targets(&self) -> Result<(&[String], &str)> {
+        match (&self.signal, self.args.as_slice()) {
+            (Some(sig), ids) => Ok((ids, sig.as_str())),
+            (None, [_]) => Ok((&self.args[..1], "SIGTERM")),
+            (None, [_, sig]) => Ok((&self.args[..1], sig.as_str())),
+            (None, _) => Err(Error::new("kill: too many arguments")
+                .hint("to signal several containers, name the signal with -s: kill -s TERM ID...")),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -110,7 +131,8 @@ pub struct DeleteArgs {
     /// Kill the container first if it is still running
     #[arg(short, long)]
     force: bool,
-    id: String,
+    #[arg(required = true, value_name = "ID")]
+    ids: Vec<String>,
 }
 
 pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
@@ -209,43 +231,77 @@ fn launch(args: RunArgs) -> Result<crate::monitor::Launch> {
     })
 }
 
-pub fn kill(root: &Path, args: KillArgs) -> Result<()> {
-    let container = Store::new(root).load(&args.id)?;
-    let signal = signals::parse(&args.signal)?;
+/// Each id in turn; a failure is reported (one line) and the others still
+/// go. One id fails as any command fails.
+pub fn each(
+    ids: &[String],
+    log: &Logger,
+    mut one: impl FnMut(&str) -> Result<()>,
+) -> Result<ExitCode> {
+    if let [id] = ids {
+        return one(id).map(|()| ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        if let Err(e) = one(id) {
+            log.error(&e.to_string());
+            code = ExitCode::from(1);
+        }
+    }
+    Ok(code)
+}
+
+pub fn kill(root: &Path, args: KillArgs, log: &Logger) -> Result<ExitCode> {
+    let (ids, signal) = args.targets()?;
+    each(ids, log, |id| kill_one(root, id, signal, args.all))
+}
+
+fn kill_one(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
+    // As runc: an unknown id is reported before a bad signal.
+    let container = Store::new(root).load(id)?;
+    let signal = signals::parse(signal)?;
     // --all: every process in the container's cgroups (cgroup.kill on v2),
     // whatever the init's state: processes may outlive an init that had no
     // pid namespace, and with none left there is nothing to do (runc 1.1).
-    if args.all && !container.record.cgroups.is_empty() {
+    if all && !container.record.cgroups.is_empty() {
         return crate::cgroups::signal_all(&container.record.cgroups, signal)
-            .map_err(|e| e.within(format!("kill {}", args.id)));
+            .map_err(|e| e.within(format!("kill {id}")));
     }
     match container.status() {
         Status::Created | Status::Running | Status::Paused => {}
-        _ => return Err(Error::new("container not running").within(format!("kill {}", args.id))),
+        _ => return Err(Error::new("container not running").within(format!("kill {id}"))),
     }
     signals::send(container.record.pid, container.record.pid_start, signal)
-        .map_err(|e| e.within(format!("kill {}", args.id)))
+        .map_err(|e| e.within(format!("kill {id}")))
 }
 
-pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<()> {
+pub fn delete(root: &Path, args: DeleteArgs, log: &Logger) -> Result<ExitCode> {
+    each(&args.ids, log, |id| {
+        delete_one(root, id, args.force, log).map(drop)
+    })
+}
+
+/// runc's `delete [--force] ID`; true if there was a container to remove
+/// (`--force` of an unknown id succeeds with nothing done).
+pub fn delete_one(root: &Path, id: &str, force: bool, log: &Logger) -> Result<bool> {
     let store = Store::new(root);
-    let container = match store.load(&args.id) {
+    let container = match store.load(id) {
         Ok(c) => c,
         Err(e) if e.to_string().contains("does not exist") => {
             // A create killed before its first write leaves a bare dir.
-            store.remove_stale(&args.id);
-            return if args.force { Ok(()) } else { Err(e) };
+            store.remove_stale(id);
+            return if force { Ok(false) } else { Err(e) };
         }
         Err(e) => return Err(e),
     };
     match container.status() {
-        s @ (Status::Running | Status::Paused) if !args.force => Err(Error::new(format!(
-            "cannot delete container {} that is not stopped: {}",
-            args.id,
+        s @ (Status::Running | Status::Paused) if !force => Err(Error::new(format!(
+            "cannot delete container {id} that is not stopped: {}",
             s.as_str()
         ))
         .hint("stop it with `hull kill`, or use `delete --force`")),
         _ => create::destroy_checked(container, log)
-            .map_err(|e| e.within(format!("delete {}", args.id))),
+            .map(|()| true)
+            .map_err(|e| e.within(format!("delete {id}"))),
     }
 }

@@ -196,7 +196,7 @@ impl Reader {
 
 impl Filter {
     fn wants(&self, e: &Entry) -> bool {
-        let t = crate::time::parse_rfc3339(&e.time).unwrap_or(0);
+        let t = crate::time::parse_rfc3339_nanos(&e.time).unwrap_or(0);
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
     }
 
@@ -219,7 +219,7 @@ impl Filter {
 /// `--since`/`--until`: RFC 3339, Unix seconds (with a fraction), or a
 /// duration before `now` such as 90s, 10m, 1h30m.
 fn parse_time(text: &str, now: i128) -> Result<i128> {
-    if let Some(t) = crate::time::parse_rfc3339(text) {
+    if let Some(t) = crate::time::parse_rfc3339_nanos(text) {
         return Ok(t);
     }
     let bad = || {

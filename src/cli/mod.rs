@@ -12,6 +12,8 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod out;
+pub mod remove;
 pub mod spec;
 pub mod stop;
 pub mod storage;
+pub mod table;

@@ -48,29 +48,3 @@ pub fn reader_gone() -> ! {
     // SIGPIPE blocked by our caller: the status a shell reports for it.
     std::process::exit(128 + libc::SIGPIPE)
 }
-
-/// Docker's way with several ids: each one done is printed, each failure
-/// is its own error line, and the others still go; exit 1 if any failed.
-pub fn each_id(
-    ids: &[String],
-    log: &crate::log::Logger,
-    mut one: impl FnMut(&str) -> Result<()>,
-) -> std::process::ExitCode {
-    let mut failed = false;
-    for id in ids {
-        match one(id) {
-            Ok(()) => {
-                let _ = line(id);
-            }
-            Err(e) => {
-                log.error(&e.to_string());
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
-    }
-}

@@ -50,18 +50,20 @@ pub struct RestartArgs {
 pub fn stop(root: &Path, args: StopArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
     let grace = Duration::from_secs(args.time);
-    Ok(super::out::each_id(&args.ids, log, |id| {
+    super::lifecycle::each(&args.ids, log, |id| {
         stop_one(&store, id, grace, args.signal.as_deref(), log)
-            .map_err(|e| e.within(format!("stop {id}")))
-    }))
+            .map_err(|e| e.within(format!("stop {id}")))?;
+        super::out::line(id)
+    })
 }
 
 pub fn restart(root: &Path, args: RestartArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
     let grace = Duration::from_secs(args.time);
-    Ok(super::out::each_id(&args.ids, log, |id| {
-        restart_one(&store, id, grace, log).map_err(|e| e.within(format!("restart {id}")))
-    }))
+    super::lifecycle::each(&args.ids, log, |id| {
+        restart_one(&store, id, grace, log).map_err(|e| e.within(format!("restart {id}")))?;
+        super::out::line(id)
+    })
 }
 
 /// Stop `id` and return once it has stopped and what it held while running

@@ -12,8 +12,8 @@ use crate::storage::{self, layers, volumes, Extras, Journal};
 /// The storage flags of `create` and `run`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct StorageArgs {
-    /// Mount a named volume (NAME:/path[:ro]) or a host path
-    /// (/host/path:/path[:ro|rw][,propagation]); repeatable
+    /// Mount a named volume (NAME:/path[:ro]), an anonymous one (/path), or
+    /// a host path (/host/path:/path[:ro|rw][,propagation]); repeatable
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,
     /// Mount a tmpfs: /path[:size=64m,mode=1777,uid=N,gid=N,...]; repeatable
@@ -35,6 +35,7 @@ impl StorageArgs {
             tmpfs: self.tmpfs.clone(),
             overlay: self.overlay,
             layers: self.layers.clone(),
+            anonymous: Vec::new(),
         }
     }
 }
@@ -89,7 +90,7 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
     let store = volumes::Store::new(&storage::data_root());
     match args.command {
         VolumeCommand::Create { name } => {
-            let name = name.unwrap_or_else(random_name);
+            let name = name.unwrap_or_else(volumes::random_name);
             store.create(&name).map_err(|e| e.within("volume create"))?;
             println!("{name}");
         }
@@ -142,14 +143,20 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCommand::Prune { force: _ } => {
-            for n in store.names() {
-                if store.users(&n).iter().all(|u| !u.live) {
-                    store
-                        .remove(&n, false)
-                        .map_err(|e| e.within(format!("volume prune {n}")))?;
-                    println!("{n}");
-                }
-            }
+            prune_volumes(&store, |n| println!("{n}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove every volume no live container uses; `removed` hears each name.
+pub fn prune_volumes(store: &volumes::Store, mut removed: impl FnMut(&str)) -> Result<()> {
+    for n in store.names() {
+        if store.users(&n).iter().all(|u| !u.live) {
+            store
+                .remove(&n, false)
+                .map_err(|e| e.within(format!("volume prune {n}")))?;
+            removed(&n);
         }
     }
     Ok(())
@@ -165,22 +172,6 @@ fn describe(store: &volumes::Store, name: &str) -> serde_json::Value {
         "CreatedAt": store.created(name),
         "UsedBy": users.iter().filter(|u| u.live).map(|u| &u.id).collect::<Vec<_>>(),
     })
-}
-
-fn random_name() -> String {
-    use std::io::Read;
-    let mut buf = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf = (t ^ std::process::id() as u128).to_le_bytes();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The container's storage journal and its overlay upper.

@@ -155,6 +155,9 @@ fn become_monitor(
     // A client that goes away mid-write must not kill us.
     sys::ignore_signal(Signal::SIGPIPE);
     let running = serve::Running::start(store, &launch, again, log).map_err(within)?;
+    let mut launch = launch;
+    // The same anonymous volumes on every restart, not new ones.
+    launch.create.storage.anonymous = crate::storage::anonymous_volumes(&running.dir);
     launch.write(&running.dir).map_err(within)?;
     let _ = nix::unistd::write(&report, b"started");
     drop(report);

@@ -441,7 +441,15 @@ impl Monitor<'_> {
         let Ok(container) = self.store.load(&self.id) else {
             return;
         };
-        if let Err(e) = crate::create::destroy_checked(container, self.log) {
+        // The journal goes with the container: read it first.
+        let anonymous = if self.lease_ended {
+            crate::storage::anonymous_volumes(&self.dir)
+        } else {
+            Vec::new()
+        };
+        let removed = crate::create::destroy_checked(container, self.log)
+            .and_then(|()| crate::storage::remove_volumes(&anonymous));
+        if let Err(e) = removed {
             self.log.warning(&e.to_string());
         }
     }

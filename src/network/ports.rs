@@ -96,6 +96,16 @@ impl Mapping {
         )
     }
 
+    /// As Docker's `ps` prints it: `0.0.0.0:8080->80/tcp`.
+    pub fn docker_form(&self) -> String {
+        format!(
+            "{}->{}/{}",
+            self.host(),
+            ports_text(self.container_port, self.container_end()),
+            self.proto.as_str()
+        )
+    }
+
     /// Is a host process bound to one of these ports? A test bind says so
     /// (and is closed at once: hull holds no socket, the kernel does the
     /// forwarding).
@@ -232,6 +242,7 @@ mod tests {
         assert_eq!(m.span, 3);
         assert_eq!((m.host_end(), m.container_end()), (8082, 82));
         assert_eq!(m.describe(), "80-82/tcp -> 0.0.0.0:8080-8082");
+        assert_eq!(m.docker_form(), "0.0.0.0:8080-8082->80-82/tcp");
         assert_eq!(parse("0.0.0.0:1:2").unwrap().host_ip, None);
         // A single port keeps the state.json shape it always had.
         let json = serde_json::to_string(&parse("1:2").unwrap()).unwrap();

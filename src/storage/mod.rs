@@ -14,7 +14,9 @@
 //! * annotation `dev.hull.overlay.layers: "/l1:/l2"`: more lowers above the
 //!   rootfs, base first (image-manifest order), relative to the bundle;
 //! * mount `{"type": "volume", "source": NAME, "destination": ...}`: a named
-//!   volume, options `ro`/`rw` and propagation as for a bind.
+//!   volume, options `ro`/`rw` and propagation as for a bind;
+//! * annotation `dev.hull.volumes.anonymous: "n1,n2"`: those volumes are the
+//!   container's own (`-v /path`), removed with it by `rm -v` or its monitor.
 
 pub mod layers;
 pub mod overlay;
@@ -34,6 +36,7 @@ use crate::state::Container;
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/hull";
 pub const ANNOTATION_OVERLAY: &str = "dev.hull.overlay";
 pub const ANNOTATION_LAYERS: &str = "dev.hull.overlay.layers";
+pub const ANNOTATION_ANONYMOUS: &str = "dev.hull.volumes.anonymous";
 const JOURNAL: &str = "storage.json";
 
 static DATA_ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -74,6 +77,9 @@ pub struct Extras {
     pub overlay: bool,
     /// `--layer DIR`, base first; implies overlay.
     pub layers: Vec<PathBuf>,
+    /// Names for the anonymous volumes (`-v /path`), in order, instead of
+    /// new random ones: `restart` gives the container the same volumes.
+    pub anonymous: Vec<String>,
 }
 
 /// The journal: every host object storage made for one container.
@@ -89,6 +95,9 @@ pub struct Journal {
     /// Marker files saying "this container uses volume X".
     #[serde(default)]
     pub volume_users: Vec<PathBuf>,
+    /// Volumes made for this container alone (`-v /path`, random names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous: Vec<String>,
 }
 
 impl Journal {
@@ -142,8 +151,26 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
         bundle.spec.set_annotations(Some(ann));
     }
     let mut added = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut names = extras.anonymous.iter();
     for v in &extras.volumes {
-        added.push(volume_mount(v).map_err(|e| e.within(format!("-v {v}")))?);
+        let mut m = volume_mount(v).map_err(|e| e.within(format!("-v {v}")))?;
+        if parse_volume(v).is_ok_and(|a| a.is_anonymous()) {
+            if let Some(name) = names.next() {
+                m.set_source(Some(name.into()));
+            }
+            anonymous.extend(
+                m.source()
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned()),
+            );
+        }
+        added.push(m);
+    }
+    if !anonymous.is_empty() {
+        let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
+        ann.insert(ANNOTATION_ANONYMOUS.into(), anonymous.join(","));
+        bundle.spec.set_annotations(Some(ann));
     }
     for t in &extras.tmpfs {
         added.push(tmpfs_mount(t).map_err(|e| e.within(format!("--tmpfs {t}")))?);
@@ -179,7 +206,8 @@ fn check_dest(dest: &str) -> Result<()> {
 /// A `-v` value taken apart, before any host lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeArg<'a> {
-    /// A volume name, or a host path (it has a '/' or starts with '.').
+    /// A volume name, or a host path (it has a '/' or starts with '.'),
+    /// or empty for an anonymous volume (`-v /path`).
     pub source: &'a str,
     pub dest: &'a str,
     pub ro: bool,
@@ -191,17 +219,23 @@ impl VolumeArg<'_> {
     pub fn is_bind(&self) -> bool {
         self.source.contains('/') || self.source.starts_with('.')
     }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.source.is_empty()
+    }
 }
 
-/// Parse `-v NAME:/path[:ro]` or `-v /host:/path[:ro|rw][,propagation]`.
-/// Pure (no host lookups), so the fuzz target `cli_flags` drives it.
+/// Parse `-v NAME:/path[:ro]`, `-v /host:/path[:ro|rw][,propagation]` or
+/// `-v /path` (an anonymous volume). Pure (no host lookups), so the fuzz
+/// target `cli_flags` drives it.
 pub fn parse_volume(spec: &str) -> Result<VolumeArg<'_>> {
     let parts: Vec<&str> = spec.splitn(3, ':').collect();
     let usage = || {
         Error::new("parse")
-            .detail("expected NAME:/path[:ro] or /host/path:/path[:ro|rw][,propagation]")
+            .detail("expected NAME:/path[:ro], /host/path:/path[:ro|rw][,propagation] or /path")
     };
     let (source, dest) = match parts.as_slice() {
+        [d] if d.starts_with('/') => ("", *d),
         [s, d] | [s, d, _] if !s.is_empty() && !d.is_empty() => (*s, *d),
         _ => return Err(usage()),
     };
@@ -226,7 +260,7 @@ pub fn parse_volume(spec: &str) -> Result<VolumeArg<'_>> {
         }
     }
     check_dest(dest)?;
-    if !arg.is_bind() {
+    if !arg.is_bind() && !arg.is_anonymous() {
         volumes::check_name(source)?;
     }
     Ok(arg)
@@ -251,7 +285,12 @@ fn volume_mount(spec: &str) -> Result<Mount> {
     } else {
         let ro = arg.ro.then(|| "ro".to_string());
         let opts = ro.into_iter().chain(propagation).collect();
-        mount("volume", arg.source, arg.dest, opts)
+        let name = if arg.is_anonymous() {
+            volumes::random_name()
+        } else {
+            arg.source.to_string()
+        };
+        mount("volume", &name, arg.dest, opts)
     }
 }
 
@@ -348,12 +387,18 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     let again = Journal::read(&container.dir)?.and_then(|j| j.data_dir);
     let reuse = data_dir.is_some() && again == data_dir;
     let store = volumes::Store::new(&data);
+    let anonymous = annotation(bundle, ANNOTATION_ANONYMOUS).unwrap_or_default();
     let journal = Journal {
         data_dir: data_dir.clone(),
         lowers: lowers.clone().unwrap_or_default(),
         volume_users: uses
             .iter()
             .map(|name| store.user_marker(name, &container.dir, id))
+            .collect(),
+        anonymous: uses
+            .iter()
+            .filter(|name| anonymous.split(',').any(|a| a == name.as_str()))
+            .cloned()
             .collect(),
     };
     journal.write(&container.dir)?;
@@ -442,6 +487,23 @@ pub fn mount_rootfs(bundle: &Bundle) -> Result<&Path> {
     }
 }
 
+/// The container's anonymous volumes (`-v /path`), as its journal lists
+/// them: whoever removes the container (`rm -v`, the monitor at the end of
+/// a lease) reads them first and removes them after.
+pub fn anonymous_volumes(state_dir: &Path) -> Vec<String> {
+    Journal::read(state_dir)
+        .ok()
+        .flatten()
+        .map(|j| j.anonymous)
+        .unwrap_or_default()
+}
+
+/// Remove volumes by name; the first failure is the error.
+pub fn remove_volumes(names: &[String]) -> Result<()> {
+    let store = volumes::Store::new(&data_root());
+    names.iter().try_for_each(|n| store.remove(n, false))
+}
+
 /// Undo what the journal lists: the overlay dirs and the volume markers.
 /// Volume data is never touched. What is already gone is ignored.
 pub fn cleanup(state_dir: &Path) -> Result<()> {
@@ -484,6 +546,14 @@ mod tests {
         assert!(volume_mount("data:relative").is_err());
         assert!(volume_mount("data:/x:bogus").is_err());
         assert!(volume_mount("bad name:/x").is_err());
+        // An anonymous volume: a fresh random name each time.
+        let a = volume_mount("/cache").unwrap();
+        let b = volume_mount("/cache").unwrap();
+        assert_eq!(a.typ().as_deref(), Some("volume"));
+        assert_ne!(a.source(), b.source());
+        assert!(parse_volume("/cache").unwrap().is_anonymous());
+        assert!(parse_volume("cache").is_err());
+        assert!(parse_volume("/").is_err());
     }
 
     #[test]

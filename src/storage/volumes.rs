@@ -45,6 +45,23 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// A fresh volume name (`volume create` without one, `-v /path`).
+pub fn random_name() -> String {
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        buf = (t ^ std::process::id() as u128).to_le_bytes();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Store {
     pub fn new(data_root: &Path) -> Store {
         Store {
