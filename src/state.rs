@@ -297,7 +297,12 @@ impl Container {
         }
         state["owner"] = self.record.owner.clone().into();
         // The kernel's OOM killer hit the container: kept until `delete`.
-        if status == Status::Stopped && crate::cgroups::oom_kills(&self.record.cgroups) > 0 {
+        // (A monitor releases the cgroups at the end and keeps the record.)
+        let monitored_oom =
+            || crate::monitor::Info::read(&self.dir).is_ok_and(|i| i.is_some_and(|i| i.oom_killed));
+        if status == Status::Stopped
+            && (crate::cgroups::oom_kills(&self.record.cgroups) > 0 || monitored_oom())
+        {
             state["oomKilled"] = serde_json::Value::Bool(true);
         }
         state

@@ -99,6 +99,8 @@ mod exec;
 mod failclosed;
 #[path = "suite/faults.rs"]
 mod faults;
+#[path = "suite/monitor.rs"]
+mod monitor;
 #[path = "suite/network.rs"]
 mod network;
 #[path = "suite/parity_cgroups.rs"]
@@ -123,6 +125,7 @@ fn main() {
         exec::TESTS,
         failclosed::TESTS,
         faults::TESTS,
+        monitor::TESTS,
         network::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,

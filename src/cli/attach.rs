@@ -47,7 +47,8 @@ pub fn attach(root: &Path, args: AttachArgs) -> Result<ExitCode> {
     let mut winch = SigSet::empty();
     winch.add(Signal::SIGWINCH);
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&winch), None).step("block SIGWINCH")?;
-    let sfd = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC).step("create signalfd")?;
+    let sfd = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .step("create signalfd")?;
     let _raw = terminal.then(console::RawMode::enter);
     let send = |f: Frame| crate::monitor::write_all(&sock, &f.encode());
     if terminal {

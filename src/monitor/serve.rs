@@ -111,7 +111,8 @@ pub(super) fn serve(
     signals: SigSet,
     log: &Logger,
 ) {
-    let Ok(sfd) = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC) else {
+    let Ok(sfd) = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    else {
         return;
     };
     let logs = Writer::open(&running.dir, launch.log)
@@ -372,29 +373,28 @@ impl Monitor<'_> {
             .flatten()
             .unwrap_or_default()
             .restart_count;
+        let stopped = self.lease_ended || self.dir.join(STOP_REQUESTED).exists();
+        let again = self.launch.restart.should_restart(code, restarts, stopped);
+        // One write: a reader never sees "exited" between two runs.
         self.record(|i| {
             i.exit_code = Some(code);
             i.finished = Some(crate::time::rfc3339_now());
             i.oom_killed = oom;
+            i.restarting = again;
         });
         // Published ports and cgroups go when the container stops.
         if let Err(e) = crate::create::release(&container, self.log) {
             self.log.warning(&e.to_string());
         }
         drop(container);
-        let stopped = self.lease_ended || self.dir.join(STOP_REQUESTED).exists();
-        if self.launch.restart.should_restart(code, restarts, stopped) {
+        if again {
             if run.since.elapsed() >= policy::HEALTHY_RUN {
                 *attempt = 0;
             }
             let wait = policy::backoff(*attempt);
             *attempt += 1;
-            self.record(|i| i.restarting = true);
             if self.wait_or_stop(wait) {
-                self.record(|i| {
-                    i.restarting = false;
-                    i.restart_count += 1;
-                });
+                self.record(|i| i.restart_count += 1);
                 return Some(true);
             }
             self.record(|i| i.restarting = false);
