@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Added to process.env (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// Command, -e, -w, -u, --hostname, -t (crate::overrides).
+    pub overrides: crate::overrides::Overrides,
 }
 
 pub struct Created {
@@ -44,6 +46,7 @@ pub struct Created {
 
 pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
     let mut bundle = Bundle::load(&opts.bundle)?;
+    crate::overrides::apply(&mut bundle, &opts.overrides)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
     bundle.add_env(&opts.extra_env);

@@ -44,7 +44,12 @@ pub struct CreateArgs {
     storage: super::storage::StorageArgs,
     #[command(flatten)]
     network: super::network::NetworkArgs,
+    #[command(flatten)]
+    overrides: super::overrides::OverrideArgs,
     id: String,
+    /// A command and its arguments replacing process.args (hull-only)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    command: Vec<String>,
 }
 
 impl CreateArgs {
@@ -65,6 +70,7 @@ impl CreateArgs {
             detached,
             storage: self.storage.extras(),
             network: self.network.extras(),
+            overrides: self.overrides.overrides(self.command)?,
         })
     }
 }

@@ -10,5 +10,6 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod network;
 pub mod out;
+pub mod overrides;
 pub mod spec;
 pub mod storage;
