@@ -26,6 +26,11 @@ pub struct StorageArgs {
     /// A layer directory stacked above the rootfs (base first; implies --overlay); repeatable
     #[arg(long = "layer", value_name = "DIR")]
     pub layers: Vec<PathBuf>,
+    /// A read-only container root. With --overlay the root is writable even
+    /// when config.json says root.readonly (annotation dev.hull.overlay.readonly
+    /// "true" asks the same as this flag)
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 impl StorageArgs {
@@ -35,6 +40,7 @@ impl StorageArgs {
             tmpfs: self.tmpfs.clone(),
             overlay: self.overlay,
             layers: self.layers.clone(),
+            read_only: self.read_only,
         }
     }
 }
@@ -63,7 +69,8 @@ enum VolumeCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove volumes (refused while a live container uses one, unless --force)
+    /// Remove volumes (refused while a live container uses one; --force also
+    /// removes one whose users are all stopped or gone)
     Rm {
         #[arg(short, long)]
         force: bool,
@@ -145,7 +152,7 @@ pub fn volume(args: VolumeArgs) -> Result<()> {
             for n in store.names() {
                 if store.users(&n).iter().all(|u| !u.live) {
                     store
-                        .remove(&n, false)
+                        .remove(&n, true)
                         .map_err(|e| e.within(format!("volume prune {n}")))?;
                     println!("{n}");
                 }

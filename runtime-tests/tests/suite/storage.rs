@@ -428,7 +428,7 @@ fn volume_outlives(c: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// Two live containers share a volume; rm refuses while in use, unless forced.
+/// Two live containers share a volume; rm refuses while in use, even forced.
 fn volume_in_use(c: &Ctx) -> TestResult {
     let mut cfg =
         sh_config("echo ready; while [ ! -e /v/stop ]; do sleep 0.05; done; cat /v/from-b");
@@ -490,6 +490,11 @@ fn volume_in_use(c: &Ctx) -> TestResult {
     )
     .ok()?;
     hull(c, &data, &["volume", "rm", "forced"]).failed()?;
+    // --force never takes the data from under a live container.
+    hull(c, &data, &["volume", "rm", "--force", "forced"])
+        .failed()?
+        .stderr_has(&user)?;
+    c.rt.delete_force(&user).ok()?;
     hull(c, &data, &["volume", "rm", "--force", "forced"]).ok()?;
     Ok(())
 }
