@@ -91,6 +91,8 @@ const TESTS: &[Test] = &[
 mod cgroups;
 #[path = "suite/check.rs"]
 mod check;
+#[path = "suite/docker_run.rs"]
+mod docker_run;
 #[path = "suite/exec.rs"]
 mod exec;
 #[path = "suite/failclosed.rs"]
@@ -127,6 +129,7 @@ fn main() {
         parity_cli::TESTS,
         security::TESTS,
         storage::TESTS,
+        docker_run::TESTS,
     ]
     .into_iter()
     .flatten()
