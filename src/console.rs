@@ -229,17 +229,26 @@ pub fn check_usable(terminal: bool, console_socket: Option<&Path>, detached: boo
             .detail("process.terminal is true but the container will run detached without --console-socket")
             .hint("pass --console-socket, or set process.terminal to false"));
     }
-    // A foreground run proxies our stdin to the pty: without a terminal
-    // there, the process would wait for input nobody can type.
-    if terminal && !detached && console_socket.is_none() && !isatty(0).unwrap_or(false) {
-        return Err(Error::new("check console")
-            .detail("process.terminal is true but stdin is not a terminal")
-            .hint("run from a terminal, pass --tty=false (or set process.terminal to false), or pass --console-socket"));
-    }
     if !terminal && console_socket.is_some() {
         return Err(Error::new("check console")
             .detail("--console-socket given but process.terminal is false")
             .hint("set process.terminal to true, or drop --console-socket"));
+    }
+    Ok(())
+}
+
+/// A foreground `run` proxies our stdin to the container's pty: without a
+/// terminal there, the process would wait for input nobody can type. (exec
+/// keeps runc's behaviour.)
+pub fn check_foreground_stdin(
+    terminal: bool,
+    console_socket: Option<&Path>,
+    detached: bool,
+) -> Result<()> {
+    if terminal && !detached && console_socket.is_none() && !isatty(0).unwrap_or(false) {
+        return Err(Error::new("check console")
+            .detail("process.terminal is true but stdin is not a terminal")
+            .hint("run from a terminal, pass --tty=false (or set process.terminal to false), or pass --console-socket"));
     }
     Ok(())
 }

@@ -52,6 +52,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
     bundle.add_env(&opts.extra_env);
     let terminal = bundle.process().terminal().unwrap_or(false);
     console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
+    console::check_foreground_stdin(terminal, opts.console_socket.as_deref(), opts.detached)?;
     log.step("load bundle");
     let mut record = new_record(&opts.id, &bundle);
     record.no_new_keyring = opts.no_new_keyring;

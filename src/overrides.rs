@@ -99,7 +99,11 @@ fn user_ids(rootfs: &Path, spec: &str) -> Result<passwd::Ids> {
         // Reopened through /proc: an O_PATH fd cannot be read.
         passwd::read_regular(&fd_path(&fd))
     };
-    passwd::resolve(spec, read("/etc/passwd").as_deref(), read("/etc/group").as_deref())
+    passwd::resolve(
+        spec,
+        read("/etc/passwd").as_deref(),
+        read("/etc/group").as_deref(),
+    )
 }
 
 /// `-e K=V` as given; `-e K` takes K from `lookup` (hull's environment), as

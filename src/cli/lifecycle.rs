@@ -48,7 +48,11 @@ pub struct CreateArgs {
     overrides: super::overrides::OverrideArgs,
     id: String,
     /// A command and its arguments replacing process.args (hull-only)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 

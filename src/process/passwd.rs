@@ -104,7 +104,9 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             )
         })?),
     };
-    let uid = entry.as_ref().map_or_else(|| user.parse().unwrap_or(0), |e| e.uid);
+    let uid = entry
+        .as_ref()
+        .map_or_else(|| user.parse().unwrap_or(0), |e| e.uid);
     let gid = match grp {
         None => entry.as_ref().map_or(0, |e| e.gid),
         Some(g) => match g.parse::<u32>() {
@@ -137,7 +139,8 @@ mod tests {
     use super::*;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n# comment\n\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nalice:x:1000:\nbob:x:1001:\nstaff:x:50:alice,bob\naudio:x:29:alice\n";
+    const GROUP: &str =
+        "root:x:0:\nalice:x:1000:\nbob:x:1001:\nstaff:x:50:alice,bob\naudio:x:29:alice\n";
 
     fn ids(spec: &str) -> Result<Ids> {
         resolve(spec, Some(PASSWD), Some(GROUP))

@@ -202,7 +202,11 @@ impl Store {
         let _lock = self.lock(name)?;
         let users = self.users(name);
         let ids = |pick: &dyn Fn(&User) -> bool| -> Vec<String> {
-            users.iter().filter(|u| pick(u)).map(|u| u.id.clone()).collect()
+            users
+                .iter()
+                .filter(|u| pick(u))
+                .map(|u| u.id.clone())
+                .collect()
         };
         let live = ids(&|u| u.live);
         if !live.is_empty() {

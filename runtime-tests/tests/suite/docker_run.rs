@@ -98,13 +98,17 @@ fn command_override(c: &Ctx) -> TestResult {
 /// wins (Docker's order). `-e K` takes hull's own value, or nothing.
 fn env_precedence(c: &Ctx) -> TestResult {
     let mut cfg = sh_config("env | sort");
-    cfg["process"]["env"]
-        .as_array_mut()
-        .expect("env")
-        .extend([json!("A=bundle"), json!("B=bundle"), json!("C=bundle")]);
+    cfg["process"]["env"].as_array_mut().expect("env").extend([
+        json!("A=bundle"),
+        json!("B=bundle"),
+        json!("C=bundle"),
+    ]);
     let dir = c.dir("envfiles")?;
     let (f1, f2) = (dir.join("one.env"), dir.join("two.env"));
-    std::fs::write(&f1, "# comment\n\n  A=file1\nB=file1\nD=spaced value \"kept\"\n")?;
+    std::fs::write(
+        &f1,
+        "# comment\n\n  A=file1\nB=file1\nD=spaced value \"kept\"\n",
+    )?;
     std::fs::write(&f2, "B=file2\n")?;
     let out = run(
         c,
@@ -252,9 +256,13 @@ fn overlay_writable_over_readonly(c: &Ctx) -> TestResult {
     let mut ann = cfg.clone();
     ann["root"]["readonly"] = json!(false);
     ann["annotations"] = json!({"dev.hull.overlay": "true", "dev.hull.overlay.readonly": "true"});
-    let out = hull(c, &data, &["run", "--bundle", &p(&c.bundle(&ann)?), &c.id()])
-        .ok()?
-        .stdout;
+    let out = hull(
+        c,
+        &data,
+        &["run", "--bundle", &p(&c.bundle(&ann)?), &c.id()],
+    )
+    .ok()?
+    .stdout;
     ensure!(out.starts_with("refused"), "annotation: {out:?}");
     ensure!(snapshot(&root)? == before, "the bundle's rootfs changed");
     Ok(())
@@ -286,7 +294,10 @@ fn net_no_rootfs_writes(c: &Ctx) -> TestResult {
     ensure!(s.lines().any(|l| l == "hull-test"), "hostname: {s}");
     ensure!(s.trim_end().ends_with("---\n3"), "three /etc binds: {s}");
     ensure!(
-        !s.split("---").nth(1).unwrap_or("").contains("nameserver 127."),
+        !s.split("---")
+            .nth(1)
+            .unwrap_or("")
+            .contains("nameserver 127."),
         "a loopback resolver reached the container: {s}"
     );
     ensure!(snapshot(&root)? == before, "the bundle's rootfs changed");
@@ -337,7 +348,15 @@ fn volume_rm_force_live(c: &Ctx) -> TestResult {
     hull(
         c,
         &data,
-        &["run", "--keep", "-v", "vol:/v", "--bundle", &p(&bd), &stopped],
+        &[
+            "run",
+            "--keep",
+            "-v",
+            "vol:/v",
+            "--bundle",
+            &p(&bd),
+            &stopped,
+        ],
     )
     .ok()?;
     hull(c, &data, &["volume", "rm", "vol"])
