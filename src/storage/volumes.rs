@@ -211,7 +211,7 @@ impl Store {
         let live = ids(&|u| u.live);
         if !live.is_empty() {
             return Err(Error::new(format!(
-                "volume {name} is in use by running container {}",
+                "volume {name} is in use by live container {}",
                 live.join(", ")
             ))
             .hint("stop and delete the container first (`hull delete --force ID`)"));
