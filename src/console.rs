@@ -223,6 +223,21 @@ pub fn pump(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// Who holds the container's stdio, and so who serves its terminal.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// `create`: the caller's stdio; a terminal goes to --console-socket.
+    #[default]
+    Detached,
+    /// A foreground `run`: hull proxies its own stdin and stdout.
+    Foreground,
+    /// `run -d`: the monitor's pipes (stdin, stdout, stderr) become the
+    /// process's; the monitor serves a terminal.
+    Monitor([std::os::fd::RawFd; 3]),
+}
+
+/// Refuse a terminal nobody will serve (`detached`: no hull proxies it),
+/// and a console socket without a terminal.
 pub fn check_usable(terminal: bool, console_socket: Option<&Path>, detached: bool) -> Result<()> {
     if terminal && detached && console_socket.is_none() {
         return Err(Error::new("check console")
@@ -233,6 +248,18 @@ pub fn check_usable(terminal: bool, console_socket: Option<&Path>, detached: boo
         return Err(Error::new("check console")
             .detail("--console-socket given but process.terminal is false")
             .hint("set process.terminal to true, or drop --console-socket"));
+    }
+    Ok(())
+}
+
+/// A foreground `run` proxies our stdin to the container's pty: without a
+/// terminal there, the process would wait for input nobody can type. (exec
+/// keeps runc's behaviour.)
+pub fn check_foreground_stdin(terminal: bool, console_socket: Option<&Path>) -> Result<()> {
+    if terminal && console_socket.is_none() && !isatty(0).unwrap_or(false) {
+        return Err(Error::new("check console")
+            .detail("process.terminal is true but stdin is not a terminal")
+            .hint("run from a terminal, pass --tty=false (or set process.terminal to false), or pass --console-socket"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! order, and how a failure undoes it. Nothing before `reserve` touches the
 //! host, so a bad bundle leaves nothing behind.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
@@ -29,8 +29,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     #[serde(skip)]
     pub console_socket: Option<PathBuf>,
-    /// Nobody will proxy a terminal (create, run -d): a terminal needs a console socket.
-    pub detached: bool,
+    /// Who holds the process's stdio and serves its terminal.
+    #[serde(skip)]
+    pub io: console::Io,
     /// -v, --tmpfs, --overlay: merged into the spec (storage::merge_cli).
     pub storage: crate::storage::Extras,
     /// --network, -p: merged into the annotations (network::merge_cli).
@@ -42,10 +43,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Added to process.env (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
-    /// The process's stdin, stdout and stderr when not hull's own (the
-    /// monitor's pipes).
-    #[serde(skip)]
-    pub stdio: Option<[RawFd; 3]>,
+    /// Command, -e, -w, -u, --hostname, -t (crate::overrides).
+    pub overrides: crate::overrides::Overrides,
 }
 
 pub struct Created {
@@ -97,11 +96,16 @@ pub fn recreate(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Cre
 /// host is touched.
 fn load_bundle(opts: &CreateOptions, log: &Logger) -> Result<Bundle> {
     let mut bundle = Bundle::load(&opts.bundle)?;
+    crate::overrides::apply(&mut bundle, &opts.overrides)?;
     crate::storage::merge_cli(&mut bundle, &opts.storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
     bundle.add_env(&opts.extra_env);
     let terminal = bundle.process().terminal().unwrap_or(false);
-    console::check_usable(terminal, opts.console_socket.as_deref(), opts.detached)?;
+    let socket = opts.console_socket.as_deref();
+    console::check_usable(terminal, socket, opts.io == console::Io::Detached)?;
+    if opts.io == console::Io::Foreground {
+        console::check_foreground_stdin(terminal, socket)?;
+    }
     log.step("load bundle");
     Ok(bundle)
 }
@@ -163,7 +167,10 @@ fn build(
             cgroups: &cgroups,
             log,
             keep_fds: opts.keep_fds,
-            stdio: opts.stdio,
+            stdio: match opts.io {
+                console::Io::Monitor(fds) => Some(fds),
+                _ => None,
+            },
             session_keyring: (!opts.no_new_keyring).then(|| keyring_name(&opts.id)),
         },
     )?;

@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod log;
 pub mod monitor;
 pub mod network;
+pub mod overrides;
 pub mod owner;
 pub mod process;
 pub mod rootfs;

@@ -93,6 +93,8 @@ mod cgroups;
 mod check;
 #[path = "suite/docker_ps.rs"]
 mod docker_ps;
+#[path = "suite/docker_run.rs"]
+mod docker_run;
 #[path = "suite/exec.rs"]
 mod exec;
 #[path = "suite/failclosed.rs"]
@@ -133,6 +135,7 @@ fn main() {
         parity_cli::TESTS,
         security::TESTS,
         storage::TESTS,
+        docker_run::TESTS,
     ]
     .into_iter()
     .flatten()

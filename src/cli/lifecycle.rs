@@ -40,14 +40,22 @@ pub struct CreateArgs {
     storage: super::storage::StorageArgs,
     #[command(flatten)]
     network: super::network::NetworkArgs,
+    #[command(flatten)]
+    overrides: super::overrides::OverrideArgs,
     id: String,
+    /// A command and its arguments replacing process.args (hull-only)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
 }
 
 impl CreateArgs {
-    /// `detached`: nobody will proxy a terminal, so one needs a console socket.
-    /// First thing a command does: the fds passed on are checked before
+    /// `io`: who serves the process's stdio and terminal. First thing a command does: the fds passed on are checked before
     /// hull opens any of its own.
-    fn options(self, detached: bool) -> Result<CreateOptions> {
+    fn options(self, io: console::Io) -> Result<CreateOptions> {
         let passed = crate::process::fds::for_init(self.preserve_fds)?;
         Ok(CreateOptions {
             keep_fds: passed.count,
@@ -58,10 +66,10 @@ impl CreateArgs {
             pid_file: self.pid_file,
             no_pivot: self.no_pivot,
             console_socket: self.console_socket,
-            detached,
+            io,
             storage: self.storage.extras(),
             network: self.network.extras(),
-            stdio: None,
+            overrides: self.overrides.overrides(self.command)?,
         })
     }
 }
@@ -138,7 +146,7 @@ pub struct DeleteArgs {
 pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
     let id = args.id.clone();
     let opts = args
-        .options(true)
+        .options(console::Io::Detached)
         .map_err(|e| e.within(format!("create {id}")))?;
     create::create(&Store::new(root), &opts, log)
         .map(drop)
@@ -173,7 +181,10 @@ pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
                 .hint("add -d: a foreground run is watched by hull itself"),
         ));
     }
-    let opts = args.create.options(false).map_err(within)?;
+    let opts = args
+        .create
+        .options(console::Io::Foreground)
+        .map_err(within)?;
     // Block the signals we forward before the init exists, so none is lost
     // between its birth and our signalfd (the init unblocks them before exec).
     let forwarded = foreground::forwarded_signals();
@@ -221,12 +232,13 @@ fn launch(args: RunArgs) -> Result<crate::monitor::Launch> {
         Some(0) => Some(Lease::of(nix::unistd::getppid().as_raw())?),
         Some(pid) => Some(Lease::of(pid)?),
     };
+    let create = args.create.options(console::Io::Detached)?;
     Ok(Launch {
-        create: args.create.options(true)?,
+        interactive: create.overrides.interactive,
+        create,
         restart,
         auto_remove: args.rm,
         log,
-        interactive: false,
         lease,
     })
 }

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod out;
+pub mod overrides;
 pub mod remove;
 pub mod spec;
 pub mod stop;

@@ -26,6 +26,11 @@ pub struct StorageArgs {
     /// A layer directory stacked above the rootfs (base first; implies --overlay); repeatable
     #[arg(long = "layer", value_name = "DIR")]
     pub layers: Vec<PathBuf>,
+    /// A read-only container root. With --overlay the root is writable even
+    /// when config.json says root.readonly (annotation dev.hull.overlay.readonly
+    /// "true" asks the same as this flag)
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 impl StorageArgs {
@@ -36,6 +41,7 @@ impl StorageArgs {
             overlay: self.overlay,
             layers: self.layers.clone(),
             anonymous: Vec::new(),
+            read_only: self.read_only,
         }
     }
 }
@@ -64,7 +70,8 @@ enum VolumeCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove volumes (refused while a live container uses one, unless --force)
+    /// Remove volumes (refused while a live container uses one; --force also
+    /// removes one whose users are all stopped or gone)
     Rm {
         #[arg(short, long)]
         force: bool,
@@ -154,7 +161,7 @@ pub fn prune_volumes(store: &volumes::Store, mut removed: impl FnMut(&str)) -> R
     for n in store.names() {
         if store.users(&n).iter().all(|u| !u.live) {
             store
-                .remove(&n, false)
+                .remove(&n, true)
                 .map_err(|e| e.within(format!("volume prune {n}")))?;
             removed(&n);
         }

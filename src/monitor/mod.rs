@@ -228,9 +228,7 @@ pub(crate) fn create_and_start(
     log: &Logger,
 ) -> Result<create::Created> {
     let mut opts = launch.create.clone();
-    opts.stdio = Some(pipes.raw_theirs());
-    // We serve the terminal, if the process has one.
-    opts.detached = false;
+    opts.io = crate::console::Io::Monitor(pipes.raw_theirs());
     let created = if again {
         create::recreate(store, &opts, log)?
     } else {

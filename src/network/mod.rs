@@ -1,7 +1,8 @@
 //! Container networking beyond runc: `--network bridge` gives the container
 //! a veth pair on a host bridge (default `hull0`), an address from a
-//! file-locked lease store, a default route, /etc/hosts and /etc/hostname,
-//! outbound NAT, and published ports (`-p`) through kernel DNAT.
+//! file-locked lease store, a default route, /etc/hosts, /etc/hostname and
+//! /etc/resolv.conf, outbound NAT, and published ports (`-p`) through kernel
+//! DNAT.
 //!
 //! A plain bundle pays nothing: `Config::from_spec` finds no annotation and
 //! every entry point returns at once, with no file written.
@@ -27,6 +28,7 @@
 //! `dev.hull.ports: "8080:80,127.0.0.1:5353:53/udp"`,
 //! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
 
+mod etc;
 pub mod gc;
 pub mod ipam;
 pub mod netlink;
@@ -42,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
@@ -320,51 +322,8 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         .extend(cfg.ports.iter().map(|m| (id.clone(), *m)));
     store.write(&shared)?;
     drop(store);
-    write_etc(bundle, container, ip)?;
-    log.step("network: lease, ports, /etc/hosts");
-    Ok(())
-}
-
-/// /etc/hosts and /etc/hostname for the container, kept in its state dir
-/// and bind-mounted (unless the bundle mounts its own).
-fn write_etc(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr) -> Result<()> {
-    let id = &container.record.id;
-    let name = bundle
-        .spec
-        .hostname()
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| id.chars().take(63).collect());
-    let files = [
-        (
-            "hosts",
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n"
-            ),
-        ),
-        ("hostname", format!("{name}\n")),
-    ];
-    let mut mounts = bundle.spec.mounts().clone().unwrap_or_default();
-    for (file, text) in files {
-        let dest = PathBuf::from("/etc").join(file);
-        let path = container.dir.join(file);
-        std::fs::write(&path, text).step_at("write", &path)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .step_at("chmod", &path)?;
-        if mounts.iter().any(|m| m.destination() == &dest) {
-            continue;
-        }
-        mounts.push(
-            MountBuilder::default()
-                .typ("bind")
-                .source(path)
-                .destination(dest)
-                .options(vec!["bind".to_string(), "rw".to_string()])
-                .build()
-                .map_err(|e| Error::new("build mount").detail(e.to_string()))?,
-        );
-    }
-    bundle.spec.set_mounts(Some(mounts));
+    etc::write(bundle, container, ip)?;
+    log.step("network: lease, ports, /etc/hosts, /etc/resolv.conf");
     Ok(())
 }
 

@@ -4,9 +4,9 @@
 //! unset or empty, taken from the container's /etc/passwd entry for the
 //! process's uid, or `/` when there is none.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
+use super::passwd;
 use crate::error::{Error, Result};
 
 /// Where runc looks, inside the container (read after pivot_root/setns).
@@ -55,34 +55,13 @@ fn dedup(entries: &[String]) -> Result<Vec<String>> {
 /// The home directory of `uid` in /etc/passwd, `/` when the file or the
 /// entry is missing (a first matching entry wins, even with an empty home).
 fn home_of(uid: u32) -> String {
-    read_passwd()
+    passwd::read_regular(Path::new(PASSWD))
         .and_then(|text| home_in(&text, uid))
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// Only a regular file, opened without blocking: a FIFO planted at
-/// /etc/passwd must not hang the container's start.
-fn read_passwd() -> Option<String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(PASSWD)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    // A passwd file is small; a huge one is not worth reading whole.
-    file.take(1 << 20).read_to_string(&mut text).ok()?;
-    Some(text)
-}
-
 fn home_in(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().map(str::trim).find_map(|line| {
-        let mut fields = line.split(':');
-        let entry_uid = fields.nth(2)?.parse::<u32>().ok()?;
-        (entry_uid == uid).then(|| fields.nth(2).unwrap_or("").to_string())
-    })
+    passwd::find_user(passwd, |_, u| u == uid).map(|e| e.home)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod finalize;
 pub mod init;
 pub mod join;
 pub mod namespaces;
+pub mod passwd;
 pub mod sync;
 
 use std::os::fd::OwnedFd;

@@ -21,7 +21,7 @@ mod mounts;
 pub mod options;
 mod paths;
 mod pivot;
-mod resolve;
+pub(crate) mod resolve;
 pub mod sources;
 
 use std::cell::RefCell;

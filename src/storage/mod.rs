@@ -11,6 +11,9 @@
 //!
 //! In config.json:
 //! * annotation `dev.hull.overlay: "true"`: the rootfs is the read-only lower;
+//!   the container's root is writable whatever root.readonly says (a
+//!   read-only copy-on-write root would defeat it), unless
+//!   `dev.hull.overlay.readonly: "true"` (`--read-only`) asks for one;
 //! * annotation `dev.hull.overlay.layers: "/l1:/l2"`: more lowers above the
 //!   rootfs, base first (image-manifest order), relative to the bundle;
 //! * mount `{"type": "volume", "source": NAME, "destination": ...}`: a named
@@ -37,6 +40,7 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/hull";
 pub const ANNOTATION_OVERLAY: &str = "dev.hull.overlay";
 pub const ANNOTATION_LAYERS: &str = "dev.hull.overlay.layers";
 pub const ANNOTATION_ANONYMOUS: &str = "dev.hull.volumes.anonymous";
+pub const ANNOTATION_OVERLAY_READONLY: &str = "dev.hull.overlay.readonly";
 const JOURNAL: &str = "storage.json";
 
 static DATA_ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -80,6 +84,8 @@ pub struct Extras {
     /// Names for the anonymous volumes (`-v /path`), in order, instead of
     /// new random ones: `restart` gives the container the same volumes.
     pub anonymous: Vec<String>,
+    /// `--read-only`: a read-only root, with an overlay too.
+    pub read_only: bool,
 }
 
 /// The journal: every host object storage made for one container.
@@ -150,6 +156,12 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
         }
         bundle.spec.set_annotations(Some(ann));
     }
+    if extras.read_only {
+        let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
+        ann.insert(ANNOTATION_OVERLAY_READONLY.into(), "true".into());
+        bundle.spec.set_annotations(Some(ann));
+    }
+    root_writability(bundle, extras.read_only);
     let mut added = Vec::new();
     let mut anonymous = Vec::new();
     let mut names = extras.anonymous.iter();
@@ -181,6 +193,27 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
         bundle.spec.set_mounts(Some(mounts));
     }
     check(bundle)
+}
+
+/// With an overlay the root is writable unless asked read-only (the
+/// annotation); without one, root.readonly stands, `--read-only` sets it.
+fn root_writability(bundle: &mut Bundle, read_only_flag: bool) {
+    let overlay = is_on(annotation(bundle, ANNOTATION_OVERLAY))
+        || annotation(bundle, ANNOTATION_LAYERS).is_some_and(|l| !l.is_empty());
+    let readonly = if overlay {
+        is_on(annotation(bundle, ANNOTATION_OVERLAY_READONLY))
+    } else if read_only_flag {
+        true
+    } else {
+        return;
+    };
+    let mut root = bundle.spec.root().clone().unwrap_or_default();
+    root.set_readonly(Some(readonly));
+    bundle.spec.set_root(Some(root));
+}
+
+fn is_on(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1" | "yes"))
 }
 
 fn mount(typ: &str, source: &str, dest: &str, options: Vec<String>) -> Result<Mount> {
@@ -339,10 +372,7 @@ fn annotation<'a>(bundle: &'a Bundle, key: &str) -> Option<&'a str> {
 /// The lowers of the overlay rootfs, top-most first (the rootfs is the
 /// bottom), or None when the bundle does not ask for an overlay.
 fn overlay_lowers(bundle: &Bundle) -> Result<Option<Vec<PathBuf>>> {
-    let on = matches!(
-        annotation(bundle, ANNOTATION_OVERLAY),
-        Some("true" | "1" | "yes")
-    );
+    let on = is_on(annotation(bundle, ANNOTATION_OVERLAY));
     let layers = annotation(bundle, ANNOTATION_LAYERS).filter(|l| !l.is_empty());
     if !on && layers.is_none() {
         return Ok(None);

@@ -207,7 +207,9 @@ impl Store {
     }
 
     /// Remove a volume and its data. Refused while a live container uses it,
-    /// unless `force`.
+    /// whatever `force` says (its data would go from under it), and, unless
+    /// `force`, while a stopped container that is not deleted still names it
+    /// (Docker's rule). Markers of deleted containers never count.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
         check_name(name)?;
         if !self.exists(name) {
@@ -215,16 +217,27 @@ impl Store {
                 .hint("`hull volume ls` lists the volumes under this --data-root"));
         }
         let _lock = self.lock(name)?;
-        let live: Vec<String> = self
-            .users(name)
-            .into_iter()
-            .filter(|u| u.live)
-            .map(|u| u.id)
-            .collect();
-        if !live.is_empty() && !force {
+        let users = self.users(name);
+        let ids = |pick: &dyn Fn(&User) -> bool| -> Vec<String> {
+            users
+                .iter()
+                .filter(|u| pick(u))
+                .map(|u| u.id.clone())
+                .collect()
+        };
+        let live = ids(&|u| u.live);
+        if !live.is_empty() {
             return Err(Error::new(format!(
-                "volume {name} is in use by container {}",
+                "volume {name} is in use by live container {}",
                 live.join(", ")
+            ))
+            .hint("stop and delete the container first (`hull delete --force ID`)"));
+        }
+        let stopped = ids(&|u| u.state_dir.join("state.json").exists());
+        if !stopped.is_empty() && !force {
+            return Err(Error::new(format!(
+                "volume {name} is in use by stopped container {}",
+                stopped.join(", ")
             ))
             .hint("delete the container first, or use `volume rm --force`"));
         }
@@ -232,7 +245,6 @@ impl Store {
         fs::remove_dir_all(&dir).step_at("remove volume", &dir)
     }
 
-    /// Forget markers of containers that are gone.
     pub fn remove_stale_users(&self, name: &str) {
         for u in self.users(name) {
             if !u.live && !u.state_dir.join("state.json").exists() {

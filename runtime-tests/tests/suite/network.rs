@@ -37,7 +37,7 @@ const HOST_IP: &str = "192.0.2.1";
 const CLIENT_IP: &str = "192.0.2.2";
 
 /// The two namespaces of one test, and hull's private lease store.
-struct Topo {
+pub(super) struct Topo {
     host: String,
     client: String,
     net_root: PathBuf,
@@ -56,7 +56,7 @@ fn need_tools() -> TestResult {
 }
 
 /// Build host + client namespaces joined by a veth; removed at test end.
-fn topo(c: &Ctx) -> Result<Topo, Outcome> {
+pub(super) fn topo(c: &Ctx) -> Result<Topo, Outcome> {
     need_tools()?;
     let n = c.suite.next();
     let base = format!("hrt{}-{n}", std::process::id());
@@ -154,7 +154,7 @@ impl Topo {
         }
     }
 
-    fn hull(&self, c: &Ctx, args: &[&str]) -> Output {
+    pub(super) fn hull(&self, c: &Ctx, args: &[&str]) -> Output {
         self.hull_env(c, args, &[])
     }
 
@@ -269,7 +269,7 @@ fn nothing_left(t: &Topo, id: &str) -> TestResult {
 
 /// Nothing of hull's is left in the host netns: no bridge, no veth, no
 /// table, no lease store, ip_forward back to 0.
-fn all_gone(t: &Topo) -> TestResult {
+pub(super) fn all_gone(t: &Topo) -> TestResult {
     let links = t.links();
     ensure!(
         !links.contains("hull0") && !links.contains(": hv"),

@@ -64,7 +64,7 @@ pub const TESTS: &[Test] = &[
 // ---------------------------------------------------------------------------------------
 // helpers
 
-fn p(path: &Path) -> String {
+pub(super) fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
@@ -73,14 +73,14 @@ fn push_mount(cfg: &mut Value, m: Value) {
 }
 
 /// `hull --data-root DATA ARGS...`.
-fn hull(c: &Ctx, data: &Path, args: &[&str]) -> Output {
+pub(super) fn hull(c: &Ctx, data: &Path, args: &[&str]) -> Output {
     let mut all = vec!["--data-root", data.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     c.rt.exec(&all)
 }
 
 /// A private data root and a bundle for `cfg` whose rootfs is a private copy.
-fn setup(c: &Ctx, cfg: &mut Value) -> Result<(PathBuf, PathBuf, PathBuf), Outcome> {
+pub(super) fn setup(c: &Ctx, cfg: &mut Value) -> Result<(PathBuf, PathBuf, PathBuf), Outcome> {
     let data = c.dir("data")?;
     let root = c.private_rootfs()?;
     cfg["root"]["path"] = json!(p(&root));
@@ -89,7 +89,7 @@ fn setup(c: &Ctx, cfg: &mut Value) -> Result<(PathBuf, PathBuf, PathBuf), Outcom
 }
 
 /// Every path of a tree with its type, mode, owner, size and content.
-fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, String>, Outcome> {
+pub(super) fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, String>, Outcome> {
     fn walk(base: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, String>) -> std::io::Result<()> {
         let path = base.join(rel);
         let m = std::fs::symlink_metadata(&path)?;
@@ -428,7 +428,7 @@ fn volume_outlives(c: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// Two live containers share a volume; rm refuses while in use, unless forced.
+/// Two live containers share a volume; rm refuses while in use, even forced.
 fn volume_in_use(c: &Ctx) -> TestResult {
     let mut cfg =
         sh_config("echo ready; while [ ! -e /v/stop ]; do sleep 0.05; done; cat /v/from-b");
@@ -490,6 +490,11 @@ fn volume_in_use(c: &Ctx) -> TestResult {
     )
     .ok()?;
     hull(c, &data, &["volume", "rm", "forced"]).failed()?;
+    // --force never takes the data from under a live container.
+    hull(c, &data, &["volume", "rm", "--force", "forced"])
+        .failed()?
+        .stderr_has(&user)?;
+    c.rt.delete_force(&user).ok()?;
     hull(c, &data, &["volume", "rm", "--force", "forced"]).ok()?;
     Ok(())
 }

@@ -1,0 +1,104 @@
+//! /etc/hosts, /etc/hostname and /etc/resolv.conf of a networked container,
+//! as Docker makes them: written in the container's state dir and
+//! bind-mounted over the image's, so nothing is written into the bundle's
+//! rootfs (a bundle mount of the same path wins).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::MountBuilder;
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::rootfs::resolve::InRoot;
+use crate::state::Container;
+
+const HOST_RESOLV: &str = "/etc/resolv.conf";
+
+pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr) -> Result<()> {
+    let id = &container.record.id;
+    let name = bundle
+        .spec
+        .hostname()
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| id.chars().take(63).collect());
+    let host_resolv = crate::process::passwd::read_regular(Path::new(HOST_RESOLV));
+    let files = [
+        (
+            "hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n"
+            ),
+        ),
+        ("hostname", format!("{name}\n")),
+        ("resolv.conf", resolv_conf(host_resolv.as_deref())),
+    ];
+    // A missing mount target would be created in the rootfs: fine for a
+    // writable one (runc does it for any bind), never for a read-only one,
+    // which then goes without the file.
+    let readonly_rootfs = bundle.storage.overlay.is_none()
+        && bundle.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true);
+    let in_root = InRoot::open(&bundle.rootfs)?;
+    let mut mounts = bundle.spec.mounts().clone().unwrap_or_default();
+    for (file, text) in files {
+        let dest = PathBuf::from("/etc").join(file);
+        if mounts.iter().any(|m| m.destination() == &dest) {
+            continue;
+        }
+        if readonly_rootfs && in_root.resolve(&dest).is_err() {
+            continue;
+        }
+        let path = container.dir.join(file);
+        std::fs::write(&path, text).step_at("write", &path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .step_at("chmod", &path)?;
+        mounts.push(
+            MountBuilder::default()
+                .typ("bind")
+                .source(path)
+                .destination(dest)
+                .options(vec!["bind".to_string(), "rw".to_string()])
+                .build()
+                .map_err(|e| Error::new("build mount").detail(e.to_string()))?,
+        );
+    }
+    bundle.spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// The host's resolv.conf without its loopback nameservers, which mean the
+/// host's own resolver and are unreachable from the container's namespace
+/// (Docker drops them too). Unlike Docker, no public resolver is put in
+/// their place: a host with only a local resolver gives a container none.
+fn resolv_conf(host: Option<&str>) -> String {
+    let mut out = String::new();
+    for line in host.unwrap_or("").lines() {
+        let mut words = line.split_whitespace();
+        let loopback = words.next() == Some("nameserver")
+            && words
+                .next()
+                .and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok())
+                .is_some_and(|a| a.is_loopback());
+        if !loopback {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_nameservers_dropped() {
+        let host = "# generated\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.53\nsearch example.org\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(Some(host)),
+            "# generated\nnameserver 192.0.2.53\nsearch example.org\noptions edns0\n"
+        );
+        assert_eq!(resolv_conf(None), "");
+    }
+}
