@@ -108,6 +108,9 @@ fn containers(store: &Store) -> Result<Vec<Leftover>> {
                 )],
                 move |_| bare.remove(),
             )),
+            // Run by a monitor (`run -d`): stopped ones are kept on purpose
+            // (for `logs`, `restart`) until `rm` or `prune`.
+            Ok(Entry::Container(c)) if crate::monitor::is_monitored(&c.dir) => {}
             Ok(Entry::Container(c)) if c.live_pid().is_none() => {
                 let lines = inventory(&c)?;
                 out.push(Leftover::new(lines, move |log| {

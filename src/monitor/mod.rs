@@ -93,6 +93,12 @@ impl Launch {
     }
 }
 
+/// Whether a monitor ran this container (`run -d`, `restart`): it is
+/// kept, stopped, until `rm`.
+pub fn is_monitored(state_dir: &Path) -> bool {
+    state_dir.join(LAUNCH_FILE).exists()
+}
+
 /// `run -d` (`again`: `restart` of a stopped container): fork the monitor,
 /// wait until it says the container started, return. The monitor prints
 /// its own error, so a failure here is only an exit code.

@@ -35,6 +35,11 @@ pub const TESTS: &[Test] = &[
     t("mon_monitor_killed", Kind::HullOnly, monitor_killed),
     t("mon_attach", Kind::HullOnly, attach),
     t("mon_start_stopped_hint", Kind::HullOnly, start_stopped_hint),
+    t(
+        "mon_stop_releases_ports",
+        Kind::HullOnly,
+        stop_releases_ports,
+    ),
 ];
 
 /// Exits 7 on TERM, says "ready" once the trap is set.
@@ -512,4 +517,28 @@ fn start_stopped_hint(c: &Ctx) -> TestResult {
         .code(1)?
         .stderr_has(&format!("hull restart {id}"))?;
     Ok(())
+}
+
+/// A stopped container's published port and rules are released; `restart`
+/// takes them back. (In a network namespace the test made, as every
+/// network test.)
+fn stop_releases_ports(c: &Ctx) -> TestResult {
+    use super::network::{all_gone, nothing_left, topo, web_config, HOST_IP};
+    let t = topo(c)?;
+    let b = c.bundle(&web_config(c)?)?;
+    let id = c.id();
+    let b = p(&b);
+    t.hull(c, &["run", "-d", "-p", "18082:80", "--bundle", &b, &id])
+        .ok()?;
+    let url = format!("http://{HOST_IP}:18082/");
+    let page = t.get(&t.client, &url)?;
+    ensure!(page == "hello from hull\n", "page before stop: {page:?}");
+    t.hull(c, &["stop", &id]).ok()?;
+    nothing_left(&t, &id)?;
+    t.hull(c, &["restart", &id]).ok()?;
+    let page = t.get(&t.client, &url)?;
+    ensure!(page == "hello from hull\n", "page after restart: {page:?}");
+    t.hull(c, &["rm", "-f", &id]).ok()?;
+    nothing_left(&t, &id)?;
+    all_gone(&t)
 }

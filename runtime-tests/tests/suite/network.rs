@@ -33,13 +33,13 @@ pub const TESTS: &[Test] = &[
     t("net_plain_untouched", Kind::HullOnly, plain_untouched),
 ];
 
-const HOST_IP: &str = "192.0.2.1";
+pub(super) const HOST_IP: &str = "192.0.2.1";
 const CLIENT_IP: &str = "192.0.2.2";
 
 /// The two namespaces of one test, and hull's private lease store.
 pub(super) struct Topo {
     host: String,
-    client: String,
+    pub(super) client: String,
     net_root: PathBuf,
 }
 
@@ -197,7 +197,7 @@ impl Topo {
 
     /// HTTP GET with busybox wget from the netns `ns`, retried while the
     /// server comes up (at most 20 tries, 3 s each, 10 s in all).
-    fn get(&self, ns: &str, url: &str) -> Result<String, Outcome> {
+    pub(super) fn get(&self, ns: &str, url: &str) -> Result<String, Outcome> {
         let start = Instant::now();
         let mut last = String::new();
         for _ in 0..20 {
@@ -255,7 +255,7 @@ fn ip_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
 }
 
 /// The container's network objects are all gone from the host netns.
-fn nothing_left(t: &Topo, id: &str) -> TestResult {
+pub(super) fn nothing_left(t: &Topo, id: &str) -> TestResult {
     let tag = format!("hull:{id}\"");
     let rules = t.nft();
     ensure!(!rules.contains(&tag), "rules tagged {id} remain: {rules}");
@@ -307,7 +307,7 @@ fn in_netns<T: Send + 'static>(
 
 /// A busybox httpd config serving `www` (index.html and a CGI that prints
 /// the client's address) on port 80.
-fn web_config(c: &Ctx) -> Result<Value, Outcome> {
+pub(super) fn web_config(c: &Ctx) -> Result<Value, Outcome> {
     let www = c.dir("www")?;
     std::fs::write(www.join("index.html"), "hello from hull\n")?;
     std::fs::create_dir(www.join("cgi-bin"))?;
