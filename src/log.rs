@@ -16,6 +16,7 @@ pub struct Logger {
     /// Opened when hull starts: a --log that cannot be opened is an error
     /// before anything else happens, not a record lost at the end.
     file: Option<File>,
+    path: Option<std::path::PathBuf>,
     json: bool,
     debug: bool,
     started: Instant,
@@ -23,6 +24,7 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(file: Option<&Path>, json: bool, debug: bool) -> Result<Self> {
+        let file_arg = file;
         let file = file
             .map(|path| {
                 OpenOptions::new()
@@ -36,6 +38,7 @@ impl Logger {
         crate::failpoint::arm();
         Ok(Logger {
             file,
+            path: file_path(file_arg),
             json,
             debug,
             started: Instant::now(),
@@ -46,10 +49,16 @@ impl Logger {
     pub fn stderr_only() -> Self {
         Logger {
             file: None,
+            path: None,
             json: false,
             debug: false,
             started: Instant::now(),
         }
+    }
+
+    /// The --log file and its format, for a process that re-executes hull.
+    pub fn file(&self) -> Option<(&Path, bool)> {
+        self.path.as_deref().map(|p| (p, self.json))
     }
 
     pub fn error(&self, msg: &str) {
@@ -95,4 +104,14 @@ impl Logger {
         // has already gone to stderr.
         let _ = file.write_all(line.as_bytes());
     }
+}
+
+/// `--log` as given, made absolute (a re-executed hull may run elsewhere).
+fn file_path(file: Option<&Path>) -> Option<std::path::PathBuf> {
+    let file = file?;
+    Some(if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(file)
+    })
 }

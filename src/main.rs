@@ -100,6 +100,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A detached container's monitor, re-executed: no command line to parse.
+    if let Some(code) = hull::monitor::exec_entry() {
+        return code;
+    }
     // `println!` to a closed pipe panics; end quietly instead (cli::out).
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

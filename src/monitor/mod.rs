@@ -152,9 +152,7 @@ fn become_monitor(
     nix::sys::prctl::set_child_subreaper(true)
         .step("become child subreaper")
         .map_err(within)?;
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGCHLD);
-    signals.add(Signal::SIGUSR1);
+    let signals = monitor_signals();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .step("block signals")
         .map_err(within)?;
@@ -169,8 +167,33 @@ fn become_monitor(
     drop(report);
     // Let go of the caller's stdio: `hull run -d … | head -1` must end.
     detach_stdio();
-    serve::serve(store, launch, running, signals, log);
+    let e = serve::reexec(store, &running, 0, log);
+    log.warning(&e.to_string());
+    serve::serve(store, launch, running, signals, 0, log);
     Ok(())
+}
+
+/// SIGCHLD (the init, orphans) and SIGUSR1 (`stop` during a restart
+/// backoff), read from a signalfd.
+fn monitor_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGCHLD);
+    signals.add(Signal::SIGUSR1);
+    signals
+}
+
+/// First thing in main: when hull was re-executed as a monitor (serve.rs
+/// `reexec`), serve, and exit when done. None: an ordinary command.
+pub fn exec_entry() -> Option<ExitCode> {
+    let mut args = std::env::args_os();
+    if args.next()? != serve::EXEC_NAME {
+        return None;
+    }
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    Some(match serve::resume(&rest) {
+        Some(()) => ExitCode::SUCCESS,
+        None => ExitCode::FAILURE,
+    })
 }
 
 fn detach_stdio() {

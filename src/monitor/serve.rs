@@ -19,7 +19,7 @@ use super::info::{Info, ATTACH_SOCKET, STOP_REQUESTED};
 use super::logfile::{Stream, Writer};
 use super::policy;
 use super::{create_and_start, write_all, Launch, Pipes};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::log::Logger;
 use crate::state::Store;
 
@@ -109,6 +109,7 @@ pub(super) fn serve(
     launch: Launch,
     running: Running,
     signals: SigSet,
+    attempt: u32,
     log: &Logger,
 ) {
     let Ok(sfd) = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
@@ -121,7 +122,7 @@ pub(super) fn serve(
     let lease = launch
         .lease
         .map(|l| crate::signal::pidfd_if_ours(l.pid, l.start));
-    let mut m = Monitor {
+    let m = Monitor {
         store,
         log,
         id: launch.create.id.clone(),
@@ -137,15 +138,20 @@ pub(super) fn serve(
     if m.lease_ended {
         m.end_lease(running.init);
     }
+    let mut m = m;
     let mut run = running;
-    let mut attempt = 0;
+    let mut attempt = attempt;
     loop {
         let code = m.pump_until_exit(&mut run);
         let Some(again) = m.after_exit(code, &run, &mut attempt) else {
             break;
         };
         match Running::start(m.store, &m.launch, again, m.log) {
-            Ok(next) => run = next,
+            Ok(next) => {
+                // A fresh image again: the create path's pages go.
+                let _ = reexec(m.store, &next, attempt, m.log);
+                run = next
+            }
             Err(e) => {
                 m.log.warning(&e.to_string());
                 m.record(|i| i.restarting = false);
@@ -154,6 +160,109 @@ pub(super) fn serve(
         }
     }
     let _ = std::fs::remove_file(m.dir.join(ATTACH_SOCKET));
+}
+
+/// argv[0] of a re-executed monitor (`exec_entry` in main).
+pub const EXEC_NAME: &str = "hull-monitor";
+
+/// Become a fresh hull image serving `run`: the monitor forked from a
+/// create carries every page the create touched (~4 MiB resident); a new
+/// image has only what the loop uses. Returns only on failure (then the
+/// caller serves as it is). The fds of `run` survive exec, as do the
+/// blocked signals and the ignored SIGPIPE; the container stays our child.
+pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -> Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let fd_arg = |fd: Option<&OwnedFd>| -> String {
+        fd.map_or(-1, |fd| {
+            let _ = fcntl(
+                fd.as_raw_fd(),
+                FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
+            fd.as_raw_fd()
+        })
+        .to_string()
+    };
+    let (log_path, json) = log
+        .file()
+        .map_or((Default::default(), false), |(p, j)| (p.to_path_buf(), j));
+    let words: Vec<Vec<u8>> = vec![
+        EXEC_NAME.into(),
+        store.root().as_os_str().as_bytes().to_vec(),
+        crate::storage::data_root().as_os_str().as_bytes().to_vec(),
+        run.dir.file_name().unwrap_or_default().as_bytes().to_vec(),
+        run.init.as_raw().to_string().into(),
+        fd_arg(run.stdout.as_ref()).into(),
+        fd_arg(run.stderr.as_ref()).into(),
+        fd_arg(run.stdin.as_ref()).into(),
+        u8::from(run.pty).to_string().into(),
+        run.since.elapsed().as_millis().to_string().into(),
+        attempt.to_string().into(),
+        log_path.as_os_str().as_bytes().to_vec(),
+        u8::from(json).to_string().into(),
+    ];
+    let Ok(argv) = words
+        .into_iter()
+        .map(CString::new)
+        .collect::<std::result::Result<Vec<_>, _>>()
+    else {
+        return Error::new("re-execute monitor").detail("a path holds a NUL byte");
+    };
+    match nix::unistd::execv(c"/proc/self/exe", &argv) {
+        Err(e) => Error::sys("re-execute monitor", None, e),
+        Ok(never) => match never {},
+    }
+}
+
+/// The re-executed monitor: rebuild what `reexec` passed, and serve.
+pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let [root, data_root, id, init, stdout, stderr, stdin, pty, since_ms, attempt, log_path, json] =
+        args
+    else {
+        return None;
+    };
+    let num = |s: &std::ffi::OsString| -> Option<i64> {
+        std::str::from_utf8(s.as_bytes()).ok()?.parse().ok()
+    };
+    let fd = |s: &std::ffi::OsString| -> Option<Option<OwnedFd>> {
+        let n = num(s)?;
+        Some((n >= 0).then(|| crate::sys::own_fd(n as i32)))
+    };
+    let log_path = (!log_path.is_empty()).then(|| PathBuf::from(log_path));
+    let log = Logger::new(log_path.as_deref(), num(json)? == 1, false).ok()?;
+    crate::storage::set_data_root(std::path::Path::new(data_root));
+    let store = Store::new(std::path::Path::new(root));
+    let dir = store.root().join(id);
+    let launch = super::Launch::read(&dir).ok()??;
+    let since = Instant::now()
+        .checked_sub(Duration::from_millis(num(since_ms)?.max(0) as u64))
+        .unwrap_or_else(Instant::now);
+    let run = Running {
+        dir,
+        init: Pid::from_raw(num(init)? as i32),
+        stdout: fd(stdout)?,
+        stderr: fd(stderr)?,
+        stdin: fd(stdin)?,
+        pty: num(pty)? == 1,
+        since,
+    };
+    // Back to close-on-exec: no container process may inherit them.
+    for f in [&run.stdout, &run.stderr, &run.stdin].into_iter().flatten() {
+        let _ = fcntl(
+            f.as_raw_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    serve(
+        &store,
+        launch,
+        run,
+        super::monitor_signals(),
+        num(attempt)? as u32,
+        &log,
+    );
+    Some(())
 }
 
 /// The attach socket, bound through /proc/self/fd so that a long state
