@@ -109,7 +109,7 @@ pub fn attach(root: &Path, args: AttachArgs) -> Result<ExitCode> {
                 Ok(0) | Err(_) => return Ok(ExitCode::SUCCESS),
                 Ok(n) => n,
             };
-            let frames = decoder.push(&buf[..n]).map_err(|()| {
+            let frames = decoder.push(&buf[..n]).ok_or_else(|| {
                 within(Error::new("read from monitor").detail("not the attach protocol"))
             })?;
             for frame in frames {

@@ -41,20 +41,20 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Err when the peer sent something that is not a frame.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Frame>, ()> {
+    /// None when the peer sent something that is not a frame.
+    pub fn push(&mut self, bytes: &[u8]) -> Option<Vec<Frame>> {
         self.buf.extend_from_slice(bytes);
         let mut frames = Vec::new();
         loop {
             if self.buf.len() < 5 {
-                return Ok(frames);
+                return Some(frames);
             }
             let len = u32::from_be_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
             if len > MAX_FRAME {
-                return Err(());
+                return None;
             }
             if self.buf.len() < 5 + len {
-                return Ok(frames);
+                return Some(frames);
             }
             let payload = self.buf[5..5 + len].to_vec();
             let frame = match (self.buf[0], payload.len()) {
@@ -67,7 +67,7 @@ impl Decoder {
                     cols: u16::from_be_bytes([payload[2], payload[3]]),
                 },
                 (6, 0) => Frame::CloseStdin,
-                _ => return Err(()),
+                _ => return None,
             };
             self.buf.drain(..5 + len);
             frames.push(frame);
@@ -130,7 +130,7 @@ mod tests {
             got.extend(d.push(chunk).unwrap());
         }
         assert_eq!(got, frames);
-        assert!(Decoder::default().push(&[9, 0, 0, 0, 0]).is_err());
+        assert!(Decoder::default().push(&[9, 0, 0, 0, 0]).is_none());
     }
 
     #[test]

@@ -421,7 +421,7 @@ impl Monitor<'_> {
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return true,
             Err(_) => return false,
         };
-        let Ok(frames) = c.decoder.push(&buf[..n]) else {
+        let Some(frames) = c.decoder.push(&buf[..n]) else {
             return false;
         };
         for frame in frames {
