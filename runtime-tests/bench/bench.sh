@@ -8,6 +8,11 @@
 #   exec       `RT exec ID /bin/true` into a running container (one per runtime)
 #   parallel   PARALLEL (20) foreground `run`s at once: wall time of the batch,
 #              also reported as containers per second
+#   detached   `RT run -d ID` of a shell that exits on TERM, then stop and remove
+#              it: hull `stop` + `rm` (its monitor records the exit), runc and crun
+#              `kill TERM` + wait for the init + `delete`; `run -d` alone is
+#              reported too (row run-d)
+# After the rounds: the RSS and PSS of 100 hull monitors (100 `run -d` at once alive).
 # Runtimes are interleaved (hull runc crun hull runc crun ...), WARMUP rounds are
 # discarded, then ITER timed rounds.  Times are wall clock (bash $EPOCHREALTIME).
 #
@@ -119,6 +124,8 @@ for rt in $RUNTIMES; do
   mkdir -p "$WORK/root-$rt"
   make_bundle "$rt" "$WORK/b-$rt" '["/bin/true"]'
   make_bundle "$rt" "$WORK/busy-$rt" '["sleep", "3600"]'
+  # `wait` returns on the trapped TERM: a polite stop, no grace period.
+  make_bundle "$rt" "$WORK/det-$rt" '["sh", "-c", "trap \"exit 0\" TERM; sleep 3600 & wait"]'
   for ((j = 0; j < PARALLEL; j++)); do make_bundle "$rt" "$WORK/b-$rt-p$j" '["/bin/true"]'; done
 done
 
@@ -180,6 +187,25 @@ sample() {
         && STEP=delete && "${ARGV[@]}" delete "$id" </dev/null >/dev/null 2>>"$err" \
         || { rt "$r" delete -f "$id" >/dev/null 2>&1; return 1; }
       t1=$EPOCHREALTIME ;;
+    detached)
+      local tr
+      rm -f "$WORK/pid-$r"
+      t0=$EPOCHREALTIME; STEP="run -d"
+      "${ARGV[@]}" run -d -b "$WORK/det-$r" --pid-file "$WORK/pid-$r" "$id" </dev/null >/dev/null 2>"$err" \
+        || { rt "$r" delete -f "$id" >/dev/null 2>&1; return 1; }
+      tr=$EPOCHREALTIME
+      if [ "$r" = hull ]; then
+        STEP=stop; "${ARGV[@]}" stop "$id" </dev/null >/dev/null 2>>"$err" \
+          && STEP=rm && "${ARGV[@]}" rm "$id" </dev/null >/dev/null 2>>"$err" \
+          || { rt "$r" delete -f "$id" >/dev/null 2>&1; return 1; }
+      else
+        STEP=kill; "${ARGV[@]}" kill "$id" TERM </dev/null >/dev/null 2>>"$err" \
+          && STEP="wait for the init" && { read -r pid <"$WORK/pid-$r"; [ -n "$pid" ]; } && wait_exit "$pid" \
+          && STEP=delete && "${ARGV[@]}" delete "$id" </dev/null >/dev/null 2>>"$err" \
+          || { rt "$r" delete -f "$id" >/dev/null 2>&1; return 1; }
+      fi
+      t1=$EPOCHREALTIME
+      RUN_D_US=$(( 10#${tr%.*}${tr#*.} - 10#${t0%.*}${t0#*.} )) ;;
     exec)
       t0=$EPOCHREALTIME; STEP=exec
       "${ARGV[@]}" exec "${BUSY[$r]}" /bin/true </dev/null >/dev/null 2>"$err" || return 1
@@ -203,7 +229,9 @@ sample() {
 }
 
 declare -A SAMPLES=()   # "$sc/$rt" -> space-separated microseconds
-SCENARIOS="run lifecycle exec parallel"
+SCENARIOS="run lifecycle exec parallel detached"
+# rows of the table: the scenarios, and run -d alone (from the detached samples)
+ROWS="run lifecycle exec parallel detached run-d"
 
 # exec needs a running container per runtime: one long sleeper each.
 declare -A BUSY=()
@@ -226,6 +254,7 @@ for ((i = 0; i < WARMUP + ITER; i++)); do
       [ -n "${FAILED[$r]:-}" ] && continue
       if sample "$r" "$sc"; then
         ((i >= WARMUP)) && SAMPLES[$sc/$r]+="$LAST_US "
+        [ "$sc" = detached ] && ((i >= WARMUP)) && SAMPLES[run-d/$r]+="$RUN_D_US "
       else
         fail "$r" "$sc"
       fi
@@ -292,7 +321,7 @@ stats() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "—"; else printf "%.2f\n", a / b }'; }
 
 declare -A MED=() P90=() N=()
-for sc in $SCENARIOS; do
+for sc in $ROWS; do
   for r in $RUNTIMES; do
     read -r N[$sc/$r] MED[$sc/$r] P90[$sc/$r] < <(stats "${SAMPLES[$sc/$r]:-}")
   done
@@ -305,7 +334,7 @@ echo "$ITER timed rounds after $WARMUP warm-up, runtimes interleaved; bundle: bu
 echo
 echo "| scenario | runtime | n | median ms | p90 ms | hull/runc | hull/crun |"
 echo "|---|---|---:|---:|---:|---:|---:|"
-for sc in $SCENARIOS; do
+for sc in $ROWS; do
   for r in $RUNTIMES; do
     hr="" hc=""
     if [ "$r" = hull ]; then
@@ -371,6 +400,32 @@ if [ -x /usr/bin/time ]; then
   echo "${line%;}"
 fi
 
+# ---- the monitors' memory: 100 detached hull containers alive at once --------
+MON_RSS=null MON_PSS=null
+if [[ " $RUNTIMES " == *" hull "* ]] && [ -z "${FAILED[hull]:-}" ]; then
+  MONITORS=${MONITORS:-100}
+  rss=0 pss=0 n=0
+  for ((j = 0; j < MONITORS; j++)); do
+    "$HULL" --root "$WORK/root-hull" run -d -b "$WORK/busy-hull" "mon-$$-$j" </dev/null >/dev/null 2>"$WORK/err-mon" || break
+  done
+  for ((j = 0; j < MONITORS; j++)); do
+    pid=$("$HULL" --root "$WORK/root-hull" state "mon-$$-$j" 2>/dev/null | awk -F'[:,]' '/"pid"/{gsub(/ /,"",$2); print $2}')
+    [ -n "$pid" ] || continue
+    read -r -a st <"/proc/$pid/stat" 2>/dev/null || continue
+    mon=${st[3]}   # the init's parent: its monitor
+    r=$(awk '/^Rss:/{print $2}' "/proc/$mon/smaps_rollup" 2>/dev/null)
+    p=$(awk '/^Pss:/{print $2}' "/proc/$mon/smaps_rollup" 2>/dev/null)
+    [ -n "$r" ] && [ -n "$p" ] && { rss=$((rss + r)); pss=$((pss + p)); n=$((n + 1)); }
+  done
+  for ((j = 0; j < MONITORS; j++)); do "$HULL" --root "$WORK/root-hull" rm -f "mon-$$-$j" >/dev/null 2>&1; done
+  if [ $n -gt 0 ]; then
+    MON_RSS=$((rss / n)) MON_PSS=$((pss / n))
+    echo "- monitors: $n detached containers alive; per monitor RSS $MON_RSS KiB, PSS $MON_PSS KiB (mean; PSS shares the binary's pages among them)"
+  else
+    echo "- monitors: could not start detached containers: $(tail -n 1 "$WORK/err-mon")"
+  fi
+fi
+
 # ---- raw samples as JSON ----------------------------------------------------
 mkdir -p "$OUT_DIR"
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ }"; }
@@ -378,13 +433,14 @@ json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ 
   printf '{\n  "date": "%s",\n  "kernel": "%s",\n  "cpus": %s,\n  "iterations": %s,\n  "warmup": %s,\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(uname -r)" "$(nproc)" "$ITER" "$WARMUP"
   printf '  "unit": "ms",\n  "hull_binary_bytes": %s,\n' "$SIZE"
+  printf '  "monitor_rss_kib": %s,\n  "monitor_pss_kib": %s,\n' "$MON_RSS" "$MON_PSS"
   printf '  "runtimes": {'
   sep=""
   for r in $RUNTIMES; do
     printf '%s\n    "%s": {"argv": %s, "failed": %s, "peak_rss_kib": %s' "$sep" "$r" \
       "$(json_str "${RTARGV[$r]% }")" \
       "$([ -n "${FAILED[$r]:-}" ] && json_str "${FAILED[$r]}" || echo null)" "${RSS[$r]:-null}"
-    for sc in $SCENARIOS; do
+    for sc in $ROWS; do
       s=$(awk '{ for (i = 1; i <= NF; i++) printf "%.3f,", $i / 1000 }' <<<"${SAMPLES[$sc/$r]:-}")
       med=${MED[$sc/$r]}; p90=${P90[$sc/$r]}
       [ "$med" = - ] && med=null; [ "$p90" = - ] && p90=null
