@@ -917,3 +917,15 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     };
     Errno::result(ret).map(own_fd)
 }
+
+/// Drop this process's page-table entries for `len` bytes at `addr`, a
+/// mapping of a file that was never written (the monitor's clean code and
+/// read-only data): the pages stay in the page cache and fault back in
+/// when used. Must not be used on anything written: its changes would go.
+pub fn forget_clean_file_pages(addr: usize, len: usize) -> Result<(), Errno> {
+    // SAFETY: the caller passes a whole private file mapping with no dirty
+    // page (/proc/self/smaps says Private_Dirty: 0 and it is not writable),
+    // so MADV_DONTNEED loses nothing: every page reads back as it was.
+    let ret = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    Errno::result(ret).map(drop)
+}

@@ -254,6 +254,7 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
             FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
     }
+    trim_resident_pages();
     serve(
         &store,
         launch,
@@ -263,6 +264,56 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
         &log,
     );
     Some(())
+}
+
+/// A monitor waits most of its life: the code and read-only data that
+/// start-up touched (of hull, libc, the loader) need not stay resident.
+/// Only mappings of files that are not writable and hold no dirty page
+/// are let go; what the loop uses faults back from the page cache.
+fn trim_resident_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    for (lo, hi) in clean_file_mappings(&smaps) {
+        let _ = crate::sys::forget_clean_file_pages(lo, hi - lo);
+    }
+}
+
+/// The address ranges of /proc/self/smaps entries that map a file, are not
+/// writable, and hold no dirty page and no anonymous (copied) page.
+fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    // The entry being read, and how many of its two counts were zero.
+    let mut current: Option<((usize, usize), u8)> = None;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.ends_with(':') {
+            if let Some((range, zeros)) = &mut current {
+                if matches!(first, "Private_Dirty:" | "Anonymous:") && words.next() == Some("0") {
+                    *zeros += 1;
+                    if *zeros == 2 {
+                        out.push(*range);
+                    }
+                }
+            }
+            continue;
+        }
+        // A mapping's first line: range, perms, offset, device, inode, path.
+        let perms = words.next().unwrap_or("");
+        let path = words.nth(3).unwrap_or("");
+        current = first
+            .split_once('-')
+            .and_then(|(lo, hi)| {
+                Some((
+                    usize::from_str_radix(lo, 16).ok()?,
+                    usize::from_str_radix(hi, 16).ok()?,
+                ))
+            })
+            .filter(|_| path.starts_with('/') && !perms.contains('w'))
+            .map(|range| (range, 0));
+    }
+    out
 }
 
 /// The attach socket, bound through /proc/self/fd so that a long state
@@ -583,5 +634,39 @@ fn reap(init: Pid) -> Option<i32> {
             Ok(WaitStatus::StillAlive) | Err(_) => return code,
             Ok(_) => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_clean_read_only_file_mappings() {
+        let smaps = "\
+1000-3000 r--p 00000000 fd:00 12 /usr/bin/hull
+Rss:                   8 kB
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+3000-5000 r--p 00002000 fd:00 12 /usr/bin/hull
+Private_Dirty:         4 kB
+Anonymous:             4 kB
+5000-6000 rw-p 00004000 fd:00 12 /usr/bin/hull
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+6000-7000 r-xp 00000000 00:00 0 
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+7000-8000 r--p 00000000 fd:00 13 /usr/lib/libx.so
+Private_Dirty:         0 kB
+Anonymous:             4 kB
+8000-9000 r-xp 00000000 fd:00 13 /usr/lib/libc.so.6
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+";
+        assert_eq!(
+            clean_file_mappings(smaps),
+            [(0x1000, 0x3000), (0x8000, 0x9000)]
+        );
     }
 }
