@@ -266,7 +266,7 @@ for rt in $RUNTIMES; do
   FAILED[$rt]=$(sed -n 's/^FAIL \([^:]*\):.*/\1/p' "$OUT/$rt.log" | sort | tr '\n' ' ')
   grep -E '^(FAIL|skipped) ' "$OUT/$rt.log" | grep -v ': hull-only$' | cut -c1-400 |
     sed "s/^/  vm $rt: /" || true
-  slow=$(sed -n 's/^ok \([^ ]*\) (\([0-9.]*\)s)$/\2s \1/p' "$OUT/$rt.log" | sort -rn | head -5 | paste -sd, - | sed 's/,/, /g')
+  slow=$(sed -n 's/^ok \([^ ]*\) (\([0-9.]*\)s)$/\2s \1/p' "$OUT/$rt.log" | sort -rn | awk 'NR <= 5' | paste -sd, - | sed 's/,/, /g')
   if [ -n "$summary" ]; then
     say "$rt: $summary${secs:+ (${secs}s in the VM; slowest: $slow)}"
   else
