@@ -197,6 +197,10 @@ pub fn parse_all<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Map
     let mut total = 0usize;
     for spec in specs.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
         let m = parse(spec)?;
+        // The same mapping twice (a bundle's annotation and `-p`) is one.
+        if out.contains(&m) {
+            continue;
+        }
         if let Some(prev) = out.iter().find(|p| p.conflicts(&m)) {
             return Err(Error::new(format!("publish {spec:?}")).detail(format!(
                 "host port {}/{} is published twice",
@@ -220,6 +224,12 @@ pub fn parse_all<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Map
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_mapping_twice_is_one() {
+        assert_eq!(parse_all(["8080:80", "8080:80/tcp"]).unwrap().len(), 1);
+        assert!(parse_all(["8080:80", "8080:81"]).is_err());
+    }
 
     #[test]
     fn parses_forms() {
