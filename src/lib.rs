@@ -9,6 +9,7 @@ pub mod console;
 pub mod create;
 pub mod error;
 pub mod failpoint;
+pub mod jsonfile;
 pub mod log;
 pub mod monitor;
 pub mod network;

@@ -9,10 +9,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::foreground::wait_ready;
 use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::monitor::attach::{Decoder, DetachScanner, Frame};
@@ -66,14 +67,7 @@ pub fn attach(root: &Path, args: AttachArgs) -> Result<ExitCode> {
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => other.step("wait for the container")?,
-        };
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = wait_ready(&mut fds)?;
         drop(fds);
         if ready[1] {
             while let Ok(Some(_)) = sfd.read_signal() {}

@@ -54,14 +54,7 @@ pub fn forward_signals_until_exit(init: Pid, set: &SigSet, pty: Option<OwnedFd>)
         if let Some(_master) = pty.as_ref().filter(|_| stdin_open) {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => other.step("wait for the container")?,
-        };
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = wait_ready(&mut fds)?;
         drop(fds);
         if let Some(master) = &pty {
             let mut i = 1;
@@ -92,6 +85,20 @@ pub fn forward_signals_until_exit(init: Pid, set: &SigSet, pty: Option<OwnedFd>)
                 }
             }
         }
+    }
+}
+
+/// Wait until one of `fds` is ready; which ones are.
+pub fn wait_ready(fds: &mut [PollFd]) -> Result<Vec<bool>> {
+    loop {
+        match poll(fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.step("wait for the container")?,
+        };
+        return Ok(fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect());
     }
 }
 

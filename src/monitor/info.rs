@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::Result;
 
 pub const INFO_FILE: &str = "monitor.json";
 /// The container's output as JSON lines (Docker's json-file format);
@@ -47,25 +47,11 @@ pub struct Info {
 impl Info {
     /// None when the container never had a monitor (runc-style create/start).
     pub fn read(state_dir: &Path) -> Result<Option<Info>> {
-        let path = state_dir.join(INFO_FILE);
-        match std::fs::read(&path) {
-            Ok(text) => Info::parse(&text).map(Some).map_err(|e| e.at(&path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step_at("read monitor record", &path),
-        }
-    }
-
-    pub fn parse(text: &[u8]) -> Result<Info> {
-        serde_json::from_slice(text)
-            .map_err(|e| Error::new("parse monitor record").detail(e.to_string()))
+        crate::jsonfile::read(state_dir, INFO_FILE, "monitor record")
     }
 
     pub fn write(&self, state_dir: &Path) -> Result<()> {
-        let path = state_dir.join(INFO_FILE);
-        let tmp = state_dir.join(".monitor.json.tmp");
-        let json = serde_json::to_vec(self).expect("monitor record serialises");
-        std::fs::write(&tmp, json).step_at("write monitor record", &tmp)?;
-        std::fs::rename(&tmp, &path).step_at("write monitor record", &path)
+        crate::jsonfile::write(state_dir, INFO_FILE, "monitor record", self)
     }
 
     /// The monitor process is still there (not a reused pid).

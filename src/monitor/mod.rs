@@ -72,24 +72,11 @@ impl Lease {
 
 impl Launch {
     pub fn read(state_dir: &Path) -> Result<Option<Launch>> {
-        let path = state_dir.join(LAUNCH_FILE);
-        match std::fs::read(&path) {
-            Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| {
-                Error::new("read launch options")
-                    .at(&path)
-                    .detail(e.to_string())
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step_at("read launch options", &path),
-        }
+        crate::jsonfile::read(state_dir, LAUNCH_FILE, "launch options")
     }
 
     fn write(&self, state_dir: &Path) -> Result<()> {
-        let path = state_dir.join(LAUNCH_FILE);
-        let tmp = state_dir.join(".launch.json.tmp");
-        let json = serde_json::to_vec(self).expect("launch options serialise");
-        std::fs::write(&tmp, json).step_at("write launch options", &tmp)?;
-        std::fs::rename(&tmp, &path).step_at("write launch options", &path)
+        crate::jsonfile::write(state_dir, LAUNCH_FILE, "launch options", self)
     }
 }
 

@@ -110,24 +110,11 @@ pub struct Journal {
 
 impl Journal {
     pub fn read(state_dir: &Path) -> Result<Option<Journal>> {
-        let path = state_dir.join(JOURNAL);
-        match std::fs::read(&path) {
-            Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| {
-                Error::new("parse network journal")
-                    .at(&path)
-                    .detail(e.to_string())
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step_at("read network journal", &path),
-        }
+        crate::jsonfile::read(state_dir, JOURNAL, "network journal")
     }
 
     fn write(&self, state_dir: &Path) -> Result<()> {
-        let path = state_dir.join(JOURNAL);
-        let tmp = state_dir.join(".network.json.tmp");
-        let json = serde_json::to_vec(self).expect("journal serialises");
-        std::fs::write(&tmp, json).step_at("write network journal", &tmp)?;
-        std::fs::rename(&tmp, &path).step_at("write network journal", &path)
+        crate::jsonfile::write(state_dir, JOURNAL, "network journal", self)
     }
 }
 

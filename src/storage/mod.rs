@@ -108,12 +108,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn read(state_dir: &Path) -> Result<Option<Journal>> {
-        let path = state_dir.join(JOURNAL);
-        match std::fs::read(&path) {
-            Ok(text) => Journal::parse(&text).map(Some).map_err(|e| e.at(&path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step_at("read storage journal", &path),
-        }
+        crate::jsonfile::read(state_dir, JOURNAL, "storage journal")
     }
 
     /// storage.json's bytes. Pure (the fuzz target `state` drives it).
@@ -123,11 +118,7 @@ impl Journal {
     }
 
     fn write(&self, state_dir: &Path) -> Result<()> {
-        let path = state_dir.join(JOURNAL);
-        let tmp = state_dir.join(".storage.json.tmp");
-        let json = serde_json::to_vec(self).expect("journal serialises");
-        std::fs::write(&tmp, json).step_at("write storage journal", &tmp)?;
-        std::fs::rename(&tmp, &path).step_at("write storage journal", &path)
+        crate::jsonfile::write(state_dir, JOURNAL, "storage journal", self)
     }
 
     pub fn upper(&self) -> Option<PathBuf> {
