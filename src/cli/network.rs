@@ -39,6 +39,7 @@ impl NetworkArgs {
             subnet: self.subnet.clone(),
             bridge: self.bridge.clone(),
             net_root: self.net_root.clone(),
+            address: None,
         }
     }
 }

@@ -147,8 +147,12 @@ fn become_monitor(
     sys::ignore_signal(Signal::SIGPIPE);
     let running = serve::Running::start(store, &launch, again, log).map_err(within)?;
     let mut launch = launch;
-    // The same anonymous volumes on every restart, not new ones.
+    // The same anonymous volumes on every restart, not new ones, and the
+    // same address if it is still free.
     launch.create.storage.anonymous = crate::storage::anonymous_volumes(&running.dir);
+    if let Ok(Some(net)) = crate::network::Journal::read(&running.dir) {
+        launch.create.network.address = Some(net.ip);
+    }
     launch.write(&running.dir).map_err(within)?;
     let _ = nix::unistd::write(&report, b"started");
     drop(report);

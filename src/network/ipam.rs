@@ -44,14 +44,20 @@ impl Subnet {
         Ipv4Addr::from(u32::from(self.net) + 1)
     }
 
-    /// The lowest address above the gateway that holds no lease (the
-    /// network and broadcast addresses are never handed out).
-    pub fn allocate(&self, leases: &BTreeMap<Ipv4Addr, String>) -> Option<Ipv4Addr> {
+    /// `wanted` if it is a free host address of the subnet, else the lowest
+    /// address above the gateway that holds no lease (the network and
+    /// broadcast addresses are never handed out).
+    pub fn allocate(
+        &self,
+        leases: &BTreeMap<Ipv4Addr, String>,
+        wanted: Option<Ipv4Addr>,
+    ) -> Option<Ipv4Addr> {
         let first = u32::from(self.net) + 2;
         let last = (u32::from(self.net) | !self.mask()) - 1;
-        (first..=last)
-            .map(Ipv4Addr::from)
-            .find(|ip| !leases.contains_key(ip))
+        let free = |ip: &Ipv4Addr| !leases.contains_key(ip);
+        wanted
+            .filter(|ip| (first..=last).contains(&u32::from(*ip)) && free(ip))
+            .or_else(|| (first..=last).map(Ipv4Addr::from).find(free))
     }
 }
 
@@ -85,14 +91,20 @@ mod tests {
     fn allocates_lowest_free_and_runs_out() {
         let s = Subnet::parse("192.168.7.0/30").unwrap();
         let mut leases = BTreeMap::new();
-        let a = s.allocate(&leases).unwrap();
+        let a = s.allocate(&leases, None).unwrap();
         assert_eq!(a, Ipv4Addr::new(192, 168, 7, 2));
         leases.insert(a, "x".into());
-        assert_eq!(s.allocate(&leases), None);
+        assert_eq!(s.allocate(&leases, None), None);
         let s = Subnet::parse("10.0.0.0/24").unwrap();
         leases.clear();
         leases.insert(Ipv4Addr::new(10, 0, 0, 2), "a".into());
         leases.insert(Ipv4Addr::new(10, 0, 0, 4), "b".into());
-        assert_eq!(s.allocate(&leases), Some(Ipv4Addr::new(10, 0, 0, 3)));
+        assert_eq!(s.allocate(&leases, None), Some(Ipv4Addr::new(10, 0, 0, 3)));
+        // A wanted address if it is free and a host of the subnet.
+        let want = |a, b, c, d| Some(Ipv4Addr::new(a, b, c, d));
+        assert_eq!(s.allocate(&leases, want(10, 0, 0, 9)), want(10, 0, 0, 9));
+        assert_eq!(s.allocate(&leases, want(10, 0, 0, 4)), want(10, 0, 0, 3));
+        assert_eq!(s.allocate(&leases, want(10, 0, 1, 9)), want(10, 0, 0, 3));
+        assert_eq!(s.allocate(&leases, want(10, 0, 0, 255)), want(10, 0, 0, 3));
     }
 }

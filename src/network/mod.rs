@@ -60,6 +60,9 @@ pub const ANN_NETWORK: &str = "dev.hull.network";
 pub const ANN_PORTS: &str = "dev.hull.ports";
 pub const ANN_SUBNET: &str = "dev.hull.network.subnet";
 pub const ANN_BRIDGE: &str = "dev.hull.network.bridge";
+/// The address a container would like (`restart`: the one it had), taken
+/// if it is free.
+pub const ANN_ADDRESS: &str = "dev.hull.network.address";
 pub const DEFAULT_BRIDGE: &str = "hull0";
 pub const DEFAULT_NET_ROOT: &str = "/run/hull-net";
 /// Overrides the default network state dir (for tests and private setups).
@@ -78,6 +81,8 @@ pub struct Extras {
     pub subnet: Option<String>,
     pub bridge: Option<String>,
     pub net_root: Option<PathBuf>,
+    /// The address to take again if it is free (`restart`).
+    pub address: Option<Ipv4Addr>,
 }
 
 /// What a bundle asks for, from its annotations.
@@ -88,6 +93,7 @@ pub struct Config {
     /// The subnet was asked for (not the default): it must match the bridge's.
     pub subnet_given: bool,
     pub ports: Vec<Mapping>,
+    pub address: Option<Ipv4Addr>,
 }
 
 /// The container's record of its network objects: `<state dir>/network.json`.
@@ -174,6 +180,9 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
     if let Some(b) = &extras.bridge {
         ann.insert(ANN_BRIDGE.into(), b.clone());
     }
+    if let Some(ip) = extras.address {
+        ann.insert(ANN_ADDRESS.into(), ip.to_string());
+    }
     if ann != before {
         bundle.spec.set_annotations(Some(ann));
     }
@@ -220,6 +229,12 @@ impl Config {
             None => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
         };
         let ports = ports::parse_all(ports_spec.split(','))?;
+        let address = match get(ANN_ADDRESS).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| {
+                Error::new("network").detail(format!("{ANN_ADDRESS} {a:?} is not an IPv4 address"))
+            })?),
+        };
         let new_netns = spec
             .linux()
             .as_ref()
@@ -237,6 +252,7 @@ impl Config {
             subnet,
             subnet_given,
             ports,
+            address,
         }))
     }
 }
@@ -281,10 +297,12 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         }
         m.check_host_free()?;
     }
-    let ip = subnet.allocate(&shared.leases).ok_or_else(|| {
-        Error::new("allocate address")
-            .detail(format!("subnet {subnet} of bridge {} is full", cfg.bridge))
-    })?;
+    let ip = subnet
+        .allocate(&shared.leases, cfg.address)
+        .ok_or_else(|| {
+            Error::new("allocate address")
+                .detail(format!("subnet {subnet} of bridge {} is full", cfg.bridge))
+        })?;
     let journal = Journal {
         id: id.clone(),
         net_root: root,

@@ -520,10 +520,10 @@ fn start_stopped_hint(c: &Ctx) -> TestResult {
 }
 
 /// A stopped container's published port and rules are released; `restart`
-/// takes them back. (In a network namespace the test made, as every
+/// takes them back, and the same address (it is free). (In a network namespace the test made, as every
 /// network test.)
 fn stop_releases_ports(c: &Ctx) -> TestResult {
-    use super::network::{all_gone, nothing_left, topo, web_config, HOST_IP};
+    use super::network::{all_gone, ip_of, nothing_left, topo, web_config, HOST_IP};
     let t = topo(c)?;
     let b = c.bundle(&web_config(c)?)?;
     let id = c.id();
@@ -533,11 +533,17 @@ fn stop_releases_ports(c: &Ctx) -> TestResult {
     let url = format!("http://{HOST_IP}:18082/");
     let page = t.get(&t.client, &url)?;
     ensure!(page == "hello from hull\n", "page before stop: {page:?}");
+    let ip = ip_of(&t, c, &id)?;
     t.hull(c, &["stop", &id]).ok()?;
     nothing_left(&t, &id)?;
     t.hull(c, &["restart", &id]).ok()?;
     let page = t.get(&t.client, &url)?;
     ensure!(page == "hello from hull\n", "page after restart: {page:?}");
+    let again = ip_of(&t, c, &id)?;
+    ensure!(
+        again == ip,
+        "address {ip} before stop, {again} after restart"
+    );
     t.hull(c, &["rm", "-f", &id]).ok()?;
     nothing_left(&t, &id)?;
     all_gone(&t)

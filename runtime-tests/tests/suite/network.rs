@@ -245,7 +245,7 @@ impl Topo {
     }
 }
 
-fn ip_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
+pub(super) fn ip_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
     let out = t.hull(c, &["state", id]).ok()?;
     let st: Value = serde_json::from_str(&out.stdout)?;
     st["network"]["ip"]
