@@ -265,11 +265,18 @@ impl Container {
 
     /// Remove the state directory; the container is forgotten.
     pub fn remove(self) -> Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).step_at("remove state dir", &self.dir)
+        // A monitor whose container was just killed may still be writing
+        // a file in the dir (it takes the lock for its records, not for
+        // every line of log): go again while entries keep appearing.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir_all(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 20 => tries += 1,
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).step_at("remove state dir", &self.dir)
+                }
+                _ => return Ok(()),
             }
-            _ => Ok(()),
         }
     }
 

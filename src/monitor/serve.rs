@@ -116,9 +116,16 @@ pub(super) fn serve(
     else {
         return;
     };
+    // New files in the state dir only under its lock: a `delete` that
+    // holds it must not find the dir refilled as it removes it.
+    let Ok(guard) = store.load(&launch.create.id) else {
+        return;
+    };
     let logs = Writer::open(&running.dir, launch.log)
         .map_err(|e| log.warning(&e.to_string()))
         .ok();
+    let listener = listen(&running.dir);
+    drop(guard);
     let lease = launch
         .lease
         .map(|l| crate::signal::pidfd_if_ours(l.pid, l.start));
@@ -129,7 +136,7 @@ pub(super) fn serve(
         dir: running.dir.clone(),
         sfd,
         logs,
-        listener: listen(&running.dir),
+        listener,
         clients: Vec::new(),
         lease_ended: matches!(lease, Some(Err(_))),
         lease: lease.and_then(|l| l.ok()),
@@ -154,7 +161,7 @@ pub(super) fn serve(
             }
             Err(e) => {
                 m.log.warning(&e.to_string());
-                m.record(|i| i.restarting = false);
+                m.record_locked(|i| i.restarting = false);
                 break;
             }
         }
@@ -511,6 +518,14 @@ impl Monitor<'_> {
         }
     }
 
+    /// `record` under the container's lock; nothing if it is gone.
+    fn record_locked(&self, change: impl FnOnce(&mut Info)) {
+        if let Ok(_locked) = self.store.load(&self.id) {
+            self.record(change);
+        }
+    }
+
+    /// Caller holds the container's lock.
     fn record(&self, change: impl FnOnce(&mut Info)) {
         let mut info = Info::read(&self.dir).ok().flatten().unwrap_or_default();
         change(&mut info);
@@ -554,10 +569,10 @@ impl Monitor<'_> {
             let wait = policy::backoff(*attempt);
             *attempt += 1;
             if self.wait_or_stop(wait) {
-                self.record(|i| i.restart_count += 1);
+                self.record_locked(|i| i.restart_count += 1);
                 return Some(true);
             }
-            self.record(|i| i.restarting = false);
+            self.record_locked(|i| i.restarting = false);
         }
         if self.launch.auto_remove || self.lease_ended {
             self.remove();
