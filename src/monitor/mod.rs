@@ -35,6 +35,8 @@ use crate::state::Store;
 use crate::sys::{self, Forked};
 
 const LAUNCH_FILE: &str = "launch.json";
+/// What the monitor tells `run -d` once the container runs.
+const STARTED: &[u8; 7] = b"started";
 
 /// How a detached container is run; kept in launch.json for `restart`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -105,9 +107,10 @@ pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) ->
         }
         Forked::Parent(child) => {
             drop(report_w);
-            let mut said = Vec::new();
-            let _ = std::fs::File::from(report_r).read_to_end(&mut said);
-            if said == b"started" {
+            // The word is enough: no need to wait for the monitor to close
+            // its end (it re-executes itself first).
+            let mut said = [0u8; STARTED.len()];
+            if std::fs::File::from(report_r).read_exact(&mut said).is_ok() && said == *STARTED {
                 return Ok(ExitCode::SUCCESS);
             }
             // It printed why; its code is ours.
@@ -154,7 +157,7 @@ fn become_monitor(
         launch.create.network.address = Some(net.ip);
     }
     launch.write(&running.dir).map_err(within)?;
-    let _ = nix::unistd::write(&report, b"started");
+    let _ = nix::unistd::write(&report, STARTED);
     drop(report);
     // Let go of the caller's stdio: `hull run -d … | head -1` must end.
     detach_stdio();

@@ -36,7 +36,7 @@ pub struct InitContext<'a> {
     pub cgroup_tasks: &'a [(OwnedFd, std::path::PathBuf)],
     /// Fds 3 .. 3+keep_fds go to the process (LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
-    /// Becomes fds 0, 1, 2 (the monitor's pipes), before the terminal.
+    /// Becomes fds 0, 1, 2 (the monitor's pipes) unless there is a terminal.
     pub stdio: Option<[RawFd; 3]>,
     /// A session keyring of the container's own (runc's `_ses.<id>`).
     pub session_keyring: Option<&'a str>,
@@ -60,11 +60,6 @@ pub fn run(ctx: InitContext) -> ! {
 fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     if let Some(fd) = ctx.lock_fd {
         let _ = unistd::close(fd);
-    }
-    if let Some(stdio) = ctx.stdio {
-        for (target, fd) in stdio.into_iter().enumerate() {
-            unistd::dup2(fd, target as RawFd).step("attach stdio")?;
-        }
     }
     // If hull dies during setup, so does the half-made container.
     prctl::set_pdeathsig(Signal::SIGKILL).step("set parent death signal")?;
@@ -149,6 +144,15 @@ fn setup(ctx: &InitContext) -> Result<(Exec, Option<OwnedFd>)> {
     }
     ctx.log.step("init: process settings");
 
+    // The monitor's pipes become the process's stdio late (before the
+    // seccomp filter, which may not allow dup2): until here our --debug
+    // trace goes to hull's stderr, not into the container's log. A
+    // terminal has taken 0, 1 and 2 already.
+    if let (Some(stdio), None) = (ctx.stdio, &pty) {
+        for (target, fd) in stdio.into_iter().enumerate() {
+            unistd::dup2(fd, target as RawFd).step("attach stdio")?;
+        }
+    }
     // From here hull may exit (create returns): the init must outlive it.
     prctl::set_pdeathsig(None).step("clear parent death signal")?;
     // The seccomp filter, before we report ready (runc's order): the agent
