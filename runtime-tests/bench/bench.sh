@@ -408,6 +408,9 @@ if [[ " $RUNTIMES " == *" hull "* ]] && [ -z "${FAILED[hull]:-}" ]; then
   for ((j = 0; j < MONITORS; j++)); do
     "$HULL" --root "$WORK/root-hull" run -d -b "$WORK/busy-hull" "mon-$$-$j" </dev/null >/dev/null 2>"$WORK/err-mon" || break
   done
+  # Idle monitors: each lets go of the pages its start touched once quiet
+  # for 250 ms.
+  sleep 1
   for ((j = 0; j < MONITORS; j++)); do
     pid=$("$HULL" --root "$WORK/root-hull" state "mon-$$-$j" 2>/dev/null | awk -F'[:,]' '/"pid"/{gsub(/ /,"",$2); print $2}')
     [ -n "$pid" ] || continue
@@ -420,7 +423,7 @@ if [[ " $RUNTIMES " == *" hull "* ]] && [ -z "${FAILED[hull]:-}" ]; then
   for ((j = 0; j < MONITORS; j++)); do "$HULL" --root "$WORK/root-hull" rm -f "mon-$$-$j" >/dev/null 2>&1; done
   if [ $n -gt 0 ]; then
     MON_RSS=$((rss / n)) MON_PSS=$((pss / n))
-    echo "- monitors: $n detached containers alive; per monitor RSS $MON_RSS KiB, PSS $MON_PSS KiB (mean; PSS shares the binary's pages among them)"
+    echo "- monitors: $n detached containers alive and idle; per monitor RSS $MON_RSS KiB, PSS $MON_PSS KiB (mean; PSS shares the binary's pages among them)"
   else
     echo "- monitors: could not start detached containers: $(tail -n 1 "$WORK/err-mon")"
   fi

@@ -100,6 +100,8 @@ struct Monitor<'a> {
     clients: Vec<Client>,
     lease: Option<OwnedFd>,
     lease_ended: bool,
+    /// Resident pages let go since the last event.
+    trimmed: bool,
 }
 
 /// Serve until the container is done for good; never fails (there is no
@@ -140,6 +142,7 @@ pub(super) fn serve(
         clients: Vec::new(),
         lease_ended: matches!(lease, Some(Err(_))),
         lease: lease.and_then(|l| l.ok()),
+        trimmed: false,
         launch,
     };
     if m.lease_ended {
@@ -168,6 +171,9 @@ pub(super) fn serve(
     }
     let _ = std::fs::remove_file(m.dir.join(ATTACH_SOCKET));
 }
+
+/// Quiet this long after an event, the monitor trims its resident pages.
+const TRIM_AFTER_MS: u16 = 250;
 
 /// argv[0] of a re-executed monitor (`exec_entry` in main).
 pub const EXEC_NAME: &str = "hull-monitor";
@@ -261,7 +267,6 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
             FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
     }
-    trim_resident_pages();
     serve(
         &store,
         launch,
@@ -274,7 +279,8 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
 }
 
 /// A monitor waits most of its life: the code and read-only data that
-/// start-up touched (of hull, libc, the loader) need not stay resident.
+/// start-up or a burst of output touched (of hull, libc, the loader) need
+/// not stay resident while it waits.
 /// Only mappings of files that are not writable and hold no dirty page
 /// are let go; what the loop uses faults back from the page cache.
 fn trim_resident_pages() {
@@ -367,8 +373,21 @@ impl Monitor<'_> {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 what.push(Event::Lease);
             }
-            if poll(&mut fds, PollTimeout::NONE).is_err() {
-                continue;
+            // After a burst of work, once quiet for a moment, let go of the
+            // pages the work touched, then wait for as long as it takes.
+            let timeout = if self.trimmed {
+                PollTimeout::NONE
+            } else {
+                PollTimeout::from(TRIM_AFTER_MS)
+            };
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    trim_resident_pages();
+                    self.trimmed = true;
+                    continue;
+                }
+                Ok(_) => self.trimmed = false,
+                Err(_) => continue,
             }
             let ready: Vec<Event> = fds
                 .iter()
