@@ -918,17 +918,6 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     Errno::result(ret).map(own_fd)
 }
 
-/// Map in one go the pages of `len` bytes at `addr` that are in the page
-/// cache (MADV_POPULATE_READ, Linux 5.14): a forked child has none of its
-/// parent's page-table entries for file mappings and would otherwise take
-/// a fault for each stretch of code it runs. Best effort.
-pub fn populate_read(addr: usize, len: usize) {
-    const MADV_POPULATE_READ: libc::c_int = 22;
-    // SAFETY: MADV_POPULATE_READ only fills page tables as reads would; it
-    // changes no memory contents, and the range is one of our mappings.
-    let _ = unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_POPULATE_READ) };
-}
-
 /// Drop this process's page-table entries for `len` bytes at `addr`, a
 /// mapping of a file that was never written (the monitor's clean code and
 /// read-only data): the pages stay in the page cache and fault back in

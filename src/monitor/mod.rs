@@ -96,7 +96,6 @@ pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) ->
     match sys::clone_fork(0, None).step("fork monitor")? {
         Forked::Child => {
             drop(report_r);
-            populate_code();
             let code = match become_monitor(store, launch, again, report_w, log) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -120,32 +119,6 @@ pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) ->
                 _ => 1,
             };
             Ok(ExitCode::from(code.max(1)))
-        }
-    }
-}
-
-/// The forked child runs the whole create path: map hull's code in one
-/// call instead of a page fault for each stretch of it.
-fn populate_code() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
-    for line in maps.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(range), Some(perms)) = (words.next(), words.next()) else {
-            continue;
-        };
-        if perms != "r-xp" || words.nth(3).map(Path::new) != Some(exe.as_path()) {
-            continue;
-        }
-        if let Some((lo, hi)) = range.split_once('-').and_then(|(lo, hi)| {
-            Some((
-                usize::from_str_radix(lo, 16).ok()?,
-                usize::from_str_radix(hi, 16).ok()?,
-            ))
-        }) {
-            sys::populate_read(lo, hi - lo);
         }
     }
 }
