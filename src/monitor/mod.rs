@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::unistd::{dup2, pipe2, Pid};
+use nix::unistd::{dup2, pipe2};
 use serde::{Deserialize, Serialize};
 
 pub use info::Info;
@@ -278,9 +278,4 @@ pub(crate) fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> bool {
         }
     }
     true
-}
-
-/// The monitor's pid as a `Pid`, for `stop` and `restart`.
-pub fn monitor_pid(info: &Info) -> Option<Pid> {
-    info.monitor_alive().then(|| Pid::from_raw(info.pid))
 }
