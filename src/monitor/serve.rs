@@ -21,7 +21,7 @@ use super::policy;
 use super::{create_and_start, write_all, Launch, Pipes};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
-use crate::state::Store;
+use crate::state::{Entry, Store};
 
 /// One run of the container: its init and our ends of its stdio.
 pub(super) struct Running {
@@ -33,6 +33,8 @@ pub(super) struct Running {
     stdin: Option<OwnedFd>,
     pty: bool,
     since: Instant,
+    /// The init's exit code, when it was reaped before the loop began.
+    exited: Option<i32>,
 }
 
 impl Running {
@@ -79,6 +81,7 @@ impl Running {
             stdin,
             pty,
             since: Instant::now(),
+            exited: None,
         })
     }
 }
@@ -120,8 +123,21 @@ pub(super) fn serve(
     };
     // New files in the state dir only under its lock: a `delete` that
     // holds it must not find the dir refilled as it removes it.
-    let Ok(guard) = store.load(&launch.create.id) else {
-        return;
+    // Not a blocking wait: a `delete -f` holding the lock waits for the
+    // killed init to leave its cgroups, which takes our reaping it.
+    let mut running = running;
+    let guard = loop {
+        match store.try_entry(&launch.create.id) {
+            Ok(Entry::Container(c)) => break c,
+            Ok(Entry::Busy) => {
+                if running.exited.is_none() {
+                    running.exited = reap(running.init);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Deleted meanwhile.
+            _ => return,
+        }
     };
     let logs = Writer::open(&running.dir, launch.log)
         .map_err(|e| log.warning(&e.to_string()))
@@ -259,6 +275,7 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
         stdin: fd(stdin)?,
         pty: num(pty)? == 1,
         since,
+        exited: None,
     };
     // Back to close-on-exec: no container process may inherit them.
     for f in [&run.stdout, &run.stderr, &run.stdin].into_iter().flatten() {
@@ -344,7 +361,7 @@ impl Monitor<'_> {
     /// Move output and input until the init exits; its exit code.
     fn pump_until_exit(&mut self, run: &mut Running) -> i32 {
         loop {
-            if let Some(code) = reap(run.init) {
+            if let Some(code) = run.exited.take().or_else(|| reap(run.init)) {
                 self.drain(run);
                 return code;
             }
