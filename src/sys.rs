@@ -929,3 +929,134 @@ pub fn forget_clean_file_pages(addr: usize, len: usize) -> Result<(), Errno> {
     let ret = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
     Errno::result(ret).map(drop)
 }
+
+/// This process's nice value (0 if it cannot be read).
+pub fn nice() -> i32 {
+    // SAFETY: plain syscall on this process. -1 is also a valid value,
+    // which is fine: we only ever set back what we read.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Set this process's nice value: raising it is always allowed, lowering
+/// it back needs CAP_SYS_NICE or RLIMIT_NICE.
+pub fn set_nice(value: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall on this process.
+    Errno::result(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, value) }).map(drop)
+}
+
+/// What `share_memory_with` heard from its child: the last byte it wrote
+/// on its `tell` pipe before executing a program or exiting, if any.
+pub struct Heard {
+    pub child: Pid,
+    pub word: Option<u8>,
+}
+
+/// Run `child` in a new process that shares this one's memory (CLONE_VM),
+/// on a stack of its own, while this one waits. `child` gets the write end
+/// of a pipe (close-on-exec) to tell us how it is going; it returns the
+/// code it exits with when it does not execute a program.
+///
+/// We wait until the pipe closes, that is until the child has executed a
+/// program or exited: then the memory is ours alone again and we return
+/// what it said last. But when it says `leave_on`, we exit at once with
+/// code 0 and leave it running: we cannot return then, since it may still
+/// be using anything in the memory we share.
+///
+/// This is how `run -d` hands a container to its monitor without the cost
+/// of a fork: the monitor works in pages that are already there (no page
+/// table copy, no copy-on-write, no refaulting hull's code), and the caller
+/// leaves the moment the container runs, without even tearing down its
+/// memory. What the child allocates stays allocated.
+pub fn share_memory_with<F: FnOnce(OwnedFd) -> i32>(
+    child: F,
+    leave_on: Option<u8>,
+) -> Result<Heard, Errno> {
+    const STACK: usize = 8 << 20;
+    struct Start<F> {
+        child: Option<F>,
+        tell: RawFd,
+    }
+    extern "C" fn trampoline<F: FnOnce(OwnedFd) -> i32>(start: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `start` is the `Start<F>` in the caller's frame, which
+        // stays alive while we run (the caller waits, or has exited and
+        // left the memory to us); we take F out of it, so the caller finds
+        // None and drops nothing twice.
+        let start = unsafe { &mut *(start as *mut Start<F>) };
+        let code = match start.child.take() {
+            Some(child) => child(own_fd(start.tell)),
+            None => 1,
+        };
+        // SAFETY: _exit ends this process without running the caller's
+        // atexit handlers or flushing buffers the caller still owns.
+        unsafe { libc::_exit(code) }
+    }
+    let (listen, tell) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: the lowest page of our own mapping becomes a guard: a child
+    // that overflows its stack faults there instead of writing into ours.
+    unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+    let mut start = Start {
+        child: Some(child),
+        tell: tell.as_raw_fd(),
+    };
+    // SAFETY: the child runs `trampoline` on its own stack (the top of the
+    // mapping; stacks grow down) and never returns into our frames: it
+    // execs or _exits. Until its end of the pipe closes we touch nothing
+    // but our own stack and the pipe, so the memory we share is used by
+    // one of us at a time. hull is single-threaded here: no lock is held
+    // by a thread that is not running.
+    let pid = unsafe {
+        libc::clone(
+            trampoline::<F>,
+            (stack as *mut u8).add(STACK) as *mut libc::c_void,
+            libc::CLONE_VM | libc::SIGCHLD,
+            &mut start as *mut Start<F> as *mut libc::c_void,
+        )
+    };
+    // The child has its own copy of our fd table: close ours, so that the
+    // pipe ends when the child's copy does.
+    drop(tell);
+    let child = match Errno::result(pid) {
+        Ok(pid) => Pid::from_raw(pid),
+        Err(e) => {
+            // SAFETY: there is no child: the mapping is unused.
+            unsafe { libc::munmap(stack, STACK) };
+            return Err(e);
+        }
+    };
+    let mut word = None;
+    loop {
+        let mut byte = 0u8;
+        // SAFETY: a read of one byte into our own stack.
+        let n = unsafe { libc::read(listen.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 if Some(byte) == leave_on => {
+                // SAFETY: ending this process without touching the memory
+                // the child is still using (no destructors, no atexit).
+                unsafe { libc::_exit(0) }
+            }
+            1 => word = Some(byte),
+            // Only a signal can fail this read (the fd and the buffer are
+            // ours), and errno is no place to look: the child shares our
+            // thread-local memory, errno included.
+            -1 => {}
+            _ => break,
+        }
+    }
+    // SAFETY: the child has exec'ed or exited: nothing runs on this stack.
+    unsafe { libc::munmap(stack, STACK) };
+    Ok(Heard { child, word })
+}

@@ -5,10 +5,12 @@
 //! container on `--rm` or when the caller's lease ends. No daemon: one
 //! monitor per container, gone with it.
 //!
-//! `hull run -d` forks; the child becomes the monitor (a session of its
-//! own, subreaper), creates and starts the container, tells the parent
-//! "started" (or prints the error and exits 1), lets go of the caller's
-//! stdio, and serves (serve.rs). The parent exits when told.
+//! `hull run -d` starts the monitor in its own memory
+//! (`sys::share_memory_with`): it becomes a session of its own and
+//! subreaper, creates and starts the container, writes its records, lets go
+//! of the caller's stdio, tells the caller (which exits), and re-executes
+//! itself to serve (serve.rs); or it prints the error, removes what it made
+//! and exits 1.
 
 pub mod attach;
 pub mod info;
@@ -16,12 +18,12 @@ pub mod logfile;
 pub mod policy;
 mod serve;
 
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::ExitCode;
 
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::{dup2, pipe2};
 use serde::{Deserialize, Serialize};
@@ -32,11 +34,13 @@ use crate::create::{self, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
 use crate::state::Store;
-use crate::sys::{self, Forked};
+use crate::sys;
 
 const LAUNCH_FILE: &str = "launch.json";
-/// What the monitor tells `run -d` once the container runs.
-const STARTED: &[u8; 7] = b"started";
+/// What the monitor tells `run -d`: the container runs, its records are
+/// written; or (to `restart`, after STARTED) it could not serve it after all.
+const STARTED: u8 = b'S';
+const FAILED: u8 = b'F';
 
 /// How a detached container is run; kept in launch.json for `restart`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -88,51 +92,52 @@ pub fn is_monitored(state_dir: &Path) -> bool {
     state_dir.join(LAUNCH_FILE).exists()
 }
 
-/// `run -d` (`again`: `restart` of a stopped container): fork the monitor,
-/// wait until it says the container started, return. The monitor prints
-/// its own error, so a failure here is only an exit code.
+/// `run -d` (`again`: `restart` of a stopped container): start the
+/// monitor, which creates and starts the container, and return once it
+/// has. The monitor prints its own error, so a failure here is only an
+/// exit code.
+///
+/// The monitor runs in our memory (`sys::share_memory_with`) until it
+/// re-executes itself as a small serving image: a fork would make every
+/// page the create touches a copy and cost `run -d` a millisecond. `run
+/// -d` exits the moment the monitor says the container runs (its records
+/// written); `restart` goes on once the monitor has re-executed.
 pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) -> Result<ExitCode> {
-    let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).step("create report pipe")?;
-    match sys::clone_fork(0, None).step("fork monitor")? {
-        Forked::Child => {
-            drop(report_r);
-            let code = match become_monitor(store, launch, again, report_w, log) {
-                Ok(()) => 0,
-                Err(e) => {
-                    log.error(&e.to_string());
-                    1
-                }
-            };
-            std::process::exit(code)
-        }
-        Forked::Parent(child) => {
-            drop(report_w);
-            // The word is enough: no need to wait for the monitor to close
-            // its end (it re-executes itself first).
-            let mut said = [0u8; STARTED.len()];
-            if std::fs::File::from(report_r).read_exact(&mut said).is_ok() && said == *STARTED {
-                return Ok(ExitCode::SUCCESS);
+    let leave_on = (!again).then_some(STARTED);
+    let heard = sys::share_memory_with(
+        |tell| match become_monitor(store, launch, again, tell, log) {
+            Ok(code) => code,
+            Err(e) => {
+                log.error(&e.to_string());
+                1
             }
-            // It printed why; its code is ours.
-            let code = match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c as u8,
-                _ => 1,
-            };
-            Ok(ExitCode::from(code.max(1)))
-        }
+        },
+        leave_on,
+    )
+    .step("start monitor")?;
+    if heard.word == Some(STARTED) {
+        return Ok(ExitCode::SUCCESS);
     }
+    // It printed why; its code is ours.
+    let code = match nix::sys::wait::waitpid(heard.child, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c as u8,
+        _ => 1,
+    };
+    Ok(ExitCode::from(code.max(1)))
 }
 
-/// In the forked child: everything up to the container running, then the
-/// report, then the serve loop. An Err is printed by the caller (on the
-/// user's stderr, which we still hold until the report).
+/// In the monitor, sharing the caller's memory: everything up to the
+/// container running, then STARTED on `tell`, then the re-execution that
+/// serves. Returns an error (printed by the caller on the user's stderr)
+/// after which no container is left behind, or the exit code of serving
+/// in place.
 fn become_monitor(
     store: &Store,
     launch: Launch,
     again: bool,
-    report: OwnedFd,
+    tell: OwnedFd,
     log: &Logger,
-) -> Result<()> {
+) -> Result<i32> {
     let id = launch.create.id.clone();
     let within = |e: Error| e.within(format!("run {id}"));
     // Our own session: the caller's ctrl-c and hangup are not ours.
@@ -156,15 +161,48 @@ fn become_monitor(
     if let Ok(Some(net)) = crate::network::Journal::read(&running.dir) {
         launch.create.network.address = Some(net.ip);
     }
-    launch.write(&running.dir).map_err(within)?;
-    let _ = nix::unistd::write(&report, STARTED);
-    drop(report);
-    // Let go of the caller's stdio: `hull run -d … | head -1` must end.
+    if let Err(e) = launch.write(&running.dir) {
+        discard(store, &id, &running, log);
+        return Err(within(e));
+    }
+    // Let go of the caller's stdio (`hull run -d … | head -1` must end),
+    // keeping stderr, closed on exec, for an exec that fails.
+    let stderr = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).map(sys::own_fd);
     detach_stdio();
+    // `run -d` exits when told; the user waits for that, not for us: let
+    // it go first rather than compete with our new image for the CPU.
+    let caller = (!again)
+        .then(|| sys::pidfd_open(nix::unistd::getppid()).ok())
+        .flatten();
+    let _ = nix::unistd::write(&tell, &[STARTED]);
+    if let Some(caller) = caller {
+        let mut fds = [PollFd::new(caller.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(100u16));
+    }
     let e = serve::reexec(store, &running, 0, log);
-    log.warning(&e.to_string());
-    serve::serve(store, launch, running, signals, 0, log);
-    Ok(())
+    if let Ok(stderr) = &stderr {
+        let _ = dup2(stderr.as_raw_fd(), 2);
+    }
+    if !again {
+        // `run -d` has returned, and left its memory to us: serve as we are.
+        log.warning(&e.to_string());
+        serve::serve(store, launch, running, signals, 0, log);
+        return Ok(0);
+    }
+    // `restart` waits until we exec or exit, so we cannot serve from here;
+    // a container nobody monitors is not left behind either.
+    let _ = nix::unistd::write(&tell, &[FAILED]);
+    discard(store, &id, &running, log);
+    Err(within(e))
+}
+
+/// Kill and remove the container the monitor started but cannot serve.
+fn discard(store: &Store, id: &str, running: &serve::Running, log: &Logger) {
+    let _ = nix::sys::signal::kill(running.init, Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(running.init, None);
+    if let Ok(container) = store.load(id) {
+        create::destroy(container, log);
+    }
 }
 
 /// SIGCHLD (the init, orphans) and SIGUSR1 (`stop` during a restart

@@ -26,7 +26,7 @@ use crate::state::{Entry, Store};
 /// One run of the container: its init and our ends of its stdio.
 pub(super) struct Running {
     pub dir: PathBuf,
-    init: Pid,
+    pub init: Pid,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     /// Our end of the container's stdin (`-i`), or its pty master.
@@ -199,6 +199,9 @@ pub const EXEC_NAME: &str = "hull-monitor";
 /// image has only what the loop uses. Returns only on failure (then the
 /// caller serves as it is). The fds of `run` survive exec, as do the
 /// blocked signals and the ignored SIGPIPE; the container stays our child.
+/// The nice value a monitor starts its new image with.
+const STARTUP_NICE: i32 = 10;
+
 pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -> Error {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
@@ -215,6 +218,11 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
     let (log_path, json) = log
         .file()
         .map_or((Default::default(), false), |(p, j)| (p.to_path_buf(), j));
+    // The new image's start-up (loading, faulting in its pages: about
+    // 1.5 ms of CPU) runs behind whatever the user waits for, such as the
+    // shell that `run -d` returns to; `resume` takes the priority back.
+    let nice = crate::sys::nice();
+    let _ = crate::sys::set_nice(nice.max(STARTUP_NICE));
     let words: Vec<Vec<u8>> = vec![
         EXEC_NAME.into(),
         store.root().as_os_str().as_bytes().to_vec(),
@@ -229,6 +237,7 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
         attempt.to_string().into(),
         log_path.as_os_str().as_bytes().to_vec(),
         u8::from(json).to_string().into(),
+        nice.to_string().into(),
     ];
     let Ok(argv) = words
         .into_iter()
@@ -238,7 +247,10 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
         return Error::new("re-execute monitor").detail("a path holds a NUL byte");
     };
     match nix::unistd::execv(c"/proc/self/exe", &argv) {
-        Err(e) => Error::sys("re-execute monitor", None, e),
+        Err(e) => {
+            let _ = crate::sys::set_nice(nice);
+            Error::sys("re-execute monitor", None, e)
+        }
         Ok(never) => match never {},
     }
 }
@@ -246,7 +258,7 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
 /// The re-executed monitor: rebuild what `reexec` passed, and serve.
 pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
     use std::os::unix::ffi::OsStrExt;
-    let [root, data_root, id, init, stdout, stderr, stdin, pty, since_ms, attempt, log_path, json] =
+    let [root, data_root, id, init, stdout, stderr, stdin, pty, since_ms, attempt, log_path, json, nice] =
         args
     else {
         return None;
@@ -284,6 +296,7 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
             FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
     }
+    let _ = crate::sys::set_nice(num(nice)? as i32);
     serve(
         &store,
         launch,
