@@ -194,11 +194,12 @@ const TRIM_AFTER_MS: u16 = 250;
 /// argv[0] of a re-executed monitor (`exec_entry` in main).
 pub const EXEC_NAME: &str = "hull-monitor";
 
-/// Become a fresh hull image serving `run`: the monitor forked from a
-/// create carries every page the create touched (~4 MiB resident); a new
+/// Become a fresh hull image serving `run`: a monitor that has just run
+/// a create holds every page the create touched (~4 MiB resident); a new
 /// image has only what the loop uses. Returns only on failure (then the
-/// caller serves as it is). The fds of `run` survive exec, as do the
-/// blocked signals and the ignored SIGPIPE; the container stays our child.
+/// caller decides whether it can serve as it is). The fds of `run` survive
+/// exec, as do the blocked signals and the ignored SIGPIPE; the container
+/// stays our child.
 /// The nice value a monitor starts its new image with.
 const STARTUP_NICE: i32 = 10;
 
