@@ -244,6 +244,7 @@ pub fn destroy_checked(container: Container, log: &Logger) -> Result<()> {
 /// layer, volumes, logs — stay. For a stopped container (the monitor,
 /// `stop`) and as the first half of `delete`.
 pub fn release(container: &Container, log: &Logger) -> Result<()> {
+    crate::monitor::info::hurry_monitor(&container.dir);
     // Every process of the container, through its cgroups; then the dirs,
     // child cgroups it made included.
     let cgroups = crate::cgroups::destroy(&container.record.cgroups);

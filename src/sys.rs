@@ -930,18 +930,20 @@ pub fn forget_clean_file_pages(addr: usize, len: usize) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// This process's nice value (0 if it cannot be read).
-pub fn nice() -> i32 {
-    // SAFETY: plain syscall on this process. -1 is also a valid value,
-    // which is fine: we only ever set back what we read.
-    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+/// The nice value of process `pid` (0: this one). An error reads as -1,
+/// which is also a valid value: callers only compare, or set back what
+/// they read.
+pub fn nice_of(pid: i32) -> i32 {
+    // SAFETY: plain syscall; no memory is passed.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as libc::id_t) }
 }
 
-/// Set this process's nice value: raising it is always allowed, lowering
-/// it back needs CAP_SYS_NICE or RLIMIT_NICE.
-pub fn set_nice(value: i32) -> Result<(), Errno> {
-    // SAFETY: plain syscall on this process.
-    Errno::result(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, value) }).map(drop)
+/// Set the nice value of process `pid` (0: this one): raising it is always
+/// allowed, lowering it needs CAP_SYS_NICE or RLIMIT_NICE.
+pub fn set_nice_of(pid: i32, value: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall; no memory is passed.
+    Errno::result(unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, value) })
+        .map(drop)
 }
 
 /// What `share_memory_with` heard from its child: the last byte it wrote

@@ -86,6 +86,7 @@ pub fn stop_one(
     let monitor = Info::read(&c.dir)?
         .filter(Info::monitor_alive)
         .and_then(|i| signals::pidfd_if_ours(i.pid, i.pid_start).ok());
+    crate::monitor::info::hurry_monitor(&c.dir);
     if let Some(m) = &monitor {
         // Wakes a monitor waiting out a restart backoff.
         let _ = crate::sys::pidfd_send_signal(m.as_fd(), libc::SIGUSR1);

@@ -222,8 +222,8 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
     // The new image's start-up (loading, faulting in its pages: about
     // 1.5 ms of CPU) runs behind whatever the user waits for, such as the
     // shell that `run -d` returns to; `resume` takes the priority back.
-    let nice = crate::sys::nice();
-    let _ = crate::sys::set_nice(nice.max(STARTUP_NICE));
+    let nice = crate::sys::nice_of(0);
+    let _ = crate::sys::set_nice_of(0, nice.max(STARTUP_NICE));
     let words: Vec<Vec<u8>> = vec![
         EXEC_NAME.into(),
         store.root().as_os_str().as_bytes().to_vec(),
@@ -249,7 +249,7 @@ pub(super) fn reexec(store: &Store, run: &Running, attempt: u32, log: &Logger) -
     };
     match nix::unistd::execv(c"/proc/self/exe", &argv) {
         Err(e) => {
-            let _ = crate::sys::set_nice(nice);
+            let _ = crate::sys::set_nice_of(0, nice);
             Error::sys("re-execute monitor", None, e)
         }
         Ok(never) => match never {},
@@ -297,7 +297,7 @@ pub(super) fn resume(args: &[std::ffi::OsString]) -> Option<()> {
             FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
     }
-    let _ = crate::sys::set_nice(num(nice)? as i32);
+    let _ = crate::sys::set_nice_of(0, num(nice)? as i32);
     serve(
         &store,
         launch,
