@@ -83,10 +83,13 @@ pub fn stop_one(
     // Before the signal: the monitor must not restart what a user stopped.
     let marker = c.dir.join(STOP_REQUESTED);
     std::fs::write(&marker, "stop").step_at("mark stop requested", &marker)?;
-    let monitor = Info::read(&c.dir)?
+    let info = Info::read(&c.dir)?;
+    if let Some(info) = &info {
+        info.hurry();
+    }
+    let monitor = info
         .filter(Info::monitor_alive)
         .and_then(|i| signals::pidfd_if_ours(i.pid, i.pid_start).ok());
-    crate::monitor::info::hurry_monitor(&c.dir);
     if let Some(m) = &monitor {
         // Wakes a monitor waiting out a restart backoff.
         let _ = crate::sys::pidfd_send_signal(m.as_fd(), libc::SIGUSR1);

@@ -62,20 +62,27 @@ impl Info {
     }
 }
 
-/// Lend our priority to the container's monitor before waiting on it:
-/// `delete` and `stop` wait for it to reap the init (a zombie keeps its
-/// cgroups busy), and a monitor still starting its new image runs at a
-/// lower priority (serve.rs) that a loaded machine may starve. Only ever
-/// raises the monitor's priority, never lowers it.
+/// Lend our priority to the container's monitor (see `Info::hurry`), if
+/// it has one.
 pub fn hurry_monitor(state_dir: &Path) {
-    let Ok(Some(info)) = Info::read(state_dir) else {
-        return;
-    };
-    if info.pid == std::process::id() as i32 || !info.monitor_alive() {
-        return;
+    if let Ok(Some(info)) = Info::read(state_dir) {
+        info.hurry();
     }
-    let ours = crate::sys::nice_of(0);
-    if crate::sys::nice_of(info.pid) > ours {
-        let _ = crate::sys::set_nice_of(info.pid, ours);
+}
+
+impl Info {
+    /// Lend our priority to this monitor before waiting on it: `delete`
+    /// and `stop` wait for it to reap the init (a zombie keeps its cgroups
+    /// busy), and a monitor still starting its new image runs at a lower
+    /// priority (serve.rs) that a loaded machine may starve. Only ever
+    /// raises the monitor's priority, never lowers it.
+    pub fn hurry(&self) {
+        if self.pid == std::process::id() as i32 || !self.monitor_alive() {
+            return;
+        }
+        let ours = crate::sys::nice_of(0);
+        if crate::sys::nice_of(self.pid) > ours {
+            let _ = crate::sys::set_nice_of(self.pid, ours);
+        }
     }
 }
