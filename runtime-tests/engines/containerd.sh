@@ -90,7 +90,7 @@ else
 fi
 
 if command -v script >/dev/null; then
-  out=$(printf 'tty; exit 4\n' | timeout 60 script -qec "$(printf '%q ' "${RUN[@]}") -t --rm --cgroup $(cg c4) $IMG c4 sh" /dev/null 2>&1)
+  out=$(tty_session 'tty; exit 4' "$(printf '%q ' "${RUN[@]}") -t --rm --cgroup $(cg c4) $IMG c4 sh")
   [[ $out == */dev/pts/* ]] && pass tty || fail tty "$out"
 fi
 

@@ -60,6 +60,29 @@ TOML
   return 1
 }
 
+# tty_session LINE COMMAND: run COMMAND (a shell in a container, one string) on
+# a fresh terminal through script(1), type LINE once the shell's prompt ("# ")
+# is on the screen, and print everything the session printed. Waiting for the
+# prompt is the point: what is typed before the shell reads its terminal can be
+# lost on the way (engine pipes, the container's console), and then the shell
+# only ever sees the end of input. Gives up after 60 s.
+tty_session() {
+  local line=$1 cmd=$2 fifo=$T/tty.in out=$T/tty.out w pid _
+  rm -f "$fifo" && mkfifo "$fifo" && : >"$out" || return 1
+  timeout 60 script -qec "$cmd" /dev/null <"$fifo" >"$out" 2>&1 &
+  pid=$!
+  exec {w}>"$fifo"
+  for _ in $(seq 600); do
+    grep -q '# ' "$out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  printf '%s\n' "$line" >&$w
+  exec {w}>&-
+  wait "$pid"
+  cat "$out"
+}
+
 stop_pid() { # stop a daemon we started, by its pid
   [ -n "${1:-}" ] || return 0
   kill "$1" 2>/dev/null

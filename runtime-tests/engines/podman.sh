@@ -66,7 +66,7 @@ out=$(timeout 60 "${RUN[@]}" --rm --preserve-fds 1 $IMG cat /proc/self/fd/3 2>&1
 [[ $out == *preserved-fd-content* ]] && pass preserve_fds || fail preserve_fds "$out"
 
 if command -v script >/dev/null; then
-  out=$(printf 'tty; exit 4\n' | timeout 60 script -qec "$(printf '%q ' "${RUN[@]}") -it --rm $IMG sh" /dev/null 2>&1)
+  out=$(tty_session 'tty; exit 4' "$(printf '%q ' "${RUN[@]}") -it --rm $IMG sh")
   [[ $out == */dev/pts/* ]] && pass tty || fail tty "$out"
 fi
 
