@@ -209,8 +209,13 @@ impl Runtime {
 
     /// Run a command to completion in `cwd`.
     pub fn exec_in(&self, args: &[&str], cwd: Option<&Path>) -> Output {
+        self.exec_within(args, cwd, COMMAND_LIMIT)
+    }
+
+    /// Run a command to completion in `cwd`, with a hang guard of `limit`.
+    pub fn exec_within(&self, args: &[&str], cwd: Option<&Path>, limit: Duration) -> Output {
         match self.spawn_in(args, cwd) {
-            Ok(s) => s.wait(COMMAND_LIMIT),
+            Ok(s) => s.wait(limit),
             Err(e) => Output {
                 desc: format!("{} {}", self.bin.display(), args.join(" ")),
                 code: -1,

@@ -114,13 +114,15 @@ fn thaw_all(paths: &Paths) {
 /// SIGKILL every process in the container's cgroups and wait until each has
 /// exited: through pidfds, so a pid reused meanwhile is never signalled and
 /// the wait ends the moment the last process goes (no polling). Repeats while
-/// new processes appear (a fork racing the kill), until `deadline`.
-fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
+/// new processes appear (a fork racing the kill), until `patience` runs out
+/// for what is left.
+fn kill_all_and_wait(paths: &Paths, patience: &Patience) {
     use std::os::fd::AsFd;
     let mut last = Vec::new();
     loop {
         let now = pids(paths);
-        if now.is_empty() || now == last || Instant::now() >= deadline {
+        let until = patience.until(&now);
+        if now.is_empty() || now == last || Instant::now() >= until {
             return;
         }
         thaw_all(paths);
@@ -132,7 +134,7 @@ fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
             let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         }
         for fd in &fds {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             let mut pfd = [nix::poll::PollFd::new(
                 fd.as_fd(),
@@ -142,6 +144,64 @@ fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
         }
         last = now;
     }
+}
+
+/// How long `destroy` waits for the container's processes to leave its
+/// cgroups: [`SETTLE`] (and a little) for the wait as a whole, up to
+/// [`DYING_LIMIT`] while every process left is dying.
+struct Patience {
+    settle: Instant,
+    dying: Instant,
+}
+
+impl Patience {
+    fn new() -> Self {
+        let now = Instant::now();
+        Patience {
+            settle: now + SETTLE + Duration::from_secs(2),
+            dying: now + DYING_LIMIT,
+        }
+    }
+
+    /// Until when to wait for `pids` to go.
+    fn until(&self, pids: &[i32]) -> Instant {
+        if !pids.is_empty() && pids.iter().all(|p| dying(*p)) {
+            self.dying.max(self.settle)
+        } else {
+            self.settle
+        }
+    }
+}
+
+/// How long processes that are dying may take to leave. They will leave, but
+/// the kernel decides when: with 50 containers killed at once on 2 vCPUs under
+/// stress-ng, killed inits sat for over a minute in their exit, in the mount
+/// namespace's teardown waiting for an RCU grace period (runc's `delete
+/// --force` fails there with "container init still running"). A process
+/// that is not dying — one a signal cannot reach — gets [`SETTLE`] only.
+const DYING_LIMIT: Duration = Duration::from_secs(300);
+
+/// Whether `pid` is on its way out: a zombie, gone, or with SIGKILL pending
+/// (which it keeps, shared, through its exit).
+fn dying(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X')) {
+        return true;
+    }
+    let sigkill = 1u64 << (libc::SIGKILL - 1);
+    ["SigPnd:", "ShdPnd:"].iter().any(|f| {
+        field(f)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|mask| mask & sigkill != 0)
+    })
 }
 
 /// How long an empty cgroup may stay busy: the threads of a killed process
@@ -154,7 +214,7 @@ fn kill_all_and_wait(paths: &Paths, deadline: Instant) {
 const SETTLE: Duration = Duration::from_secs(10);
 
 /// rmdir `dir`, retrying while it is busy with processes that are dying.
-fn remove(paths: &Paths, dir: &Path, deadline: Instant) -> std::result::Result<(), Errno> {
+fn remove(paths: &Paths, dir: &Path, patience: &Patience) -> std::result::Result<(), Errno> {
     let settle = Instant::now() + SETTLE;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -163,13 +223,14 @@ fn remove(paths: &Paths, dir: &Path, deadline: Instant) -> std::result::Result<(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         };
-        let populated = !pids_below([dir]).is_empty();
+        let left = pids_below([dir]);
         let now = Instant::now();
-        if err != Errno::EBUSY || now >= deadline || (!populated && now >= settle) {
+        if err != Errno::EBUSY || now >= patience.until(&left) || (left.is_empty() && now >= settle)
+        {
             return Err(err);
         }
-        if populated {
-            kill_all_and_wait(paths, deadline);
+        if !left.is_empty() {
+            kill_all_and_wait(paths, patience);
         }
         // Exited but not yet gone from the cgroup: no event tells when.
         std::thread::sleep(pause);
@@ -185,14 +246,14 @@ pub fn destroy(paths: &Paths) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let deadline = Instant::now() + SETTLE + Duration::from_secs(2);
-    kill_all_and_wait(paths, deadline);
+    let patience = Patience::new();
+    kill_all_and_wait(paths, &patience);
     let mut left: Vec<(PathBuf, Errno)> = Vec::new();
     for d in &paths.dirs {
         // The leaf is the container's even when it existed before (a
         // leftover of a crash); everything below it is the container's.
         for dir in subtree(&d.path) {
-            if let Err(e) = remove(paths, &dir, deadline) {
+            if let Err(e) = remove(paths, &dir, &patience) {
                 left.push((dir, e));
             }
         }
@@ -236,5 +297,20 @@ mod tests {
         assert_eq!(t.last(), Some(&base));
         assert!(subtree(&base.join("missing")).is_empty());
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn dying_tells_killed_and_gone_from_alive() {
+        assert!(!dying(std::process::id() as i32), "this test is not dying");
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(!dying(pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(dying(pid), "a reaped child is gone, so dying");
+        assert!(dying(i32::MAX), "no such process");
     }
 }
