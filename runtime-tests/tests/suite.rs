@@ -105,6 +105,8 @@ mod faults;
 mod monitor;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/network_ports.rs"]
+mod network_ports;
 #[path = "suite/parity_cgroups.rs"]
 mod parity_cgroups;
 #[path = "suite/parity_cli.rs"]
@@ -129,6 +131,7 @@ fn main() {
         faults::TESTS,
         monitor::TESTS,
         network::TESTS,
+        network_ports::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,
         parity_mounts::TESTS,

@@ -16,10 +16,19 @@ pub struct NetworkArgs {
     /// without it the container gets runc's behaviour
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
-    /// Publish a port: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as
-    /// 8080-8082:80-82; repeatable; implies --network bridge
+    /// Publish a port: [[HOSTIP:]HOSTPORT:]CTRPORT[/tcp|/udp], ranges as
+    /// 8080-8082:80-82; no host port (80, 127.0.0.1::80): hull picks a free
+    /// one (see `hull port ID`); repeatable; implies --network bridge
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Publish every exposed port (--expose, annotation dev.hull.expose) on
+    /// a free host port; implies --network bridge
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a container port for -P: CTRPORT[/tcp|/udp] or a range;
+    /// repeatable
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Subnet of the bridge when hull creates it (default 10.89.0.0/16)
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
@@ -36,6 +45,8 @@ impl NetworkArgs {
         Extras {
             mode: self.network.clone(),
             publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
             subnet: self.subnet.clone(),
             bridge: self.bridge.clone(),
             net_root: self.net_root.clone(),

@@ -58,6 +58,11 @@ use store::{Locked, Shared};
 
 pub const ANN_NETWORK: &str = "dev.hull.network";
 pub const ANN_PORTS: &str = "dev.hull.ports";
+/// Container ports the bundle offers (`--expose`, as an image's
+/// ExposedPorts): "80,53/udp". Published only with `-P`.
+pub const ANN_EXPOSE: &str = "dev.hull.expose";
+/// `-P`: publish every exposed port on a host port hull picks.
+pub const ANN_PUBLISH_ALL: &str = "dev.hull.publish-all";
 pub const ANN_SUBNET: &str = "dev.hull.network.subnet";
 pub const ANN_BRIDGE: &str = "dev.hull.network.bridge";
 /// The address a container would like (`restart`: the one it had), taken
@@ -78,6 +83,10 @@ static NET_ROOT: OnceLock<PathBuf> = OnceLock::new();
 pub struct Extras {
     pub mode: Option<String>,
     pub publish: Vec<String>,
+    #[serde(default)]
+    pub publish_all: bool,
+    #[serde(default)]
+    pub expose: Vec<String>,
     pub subnet: Option<String>,
     pub bridge: Option<String>,
     pub net_root: Option<PathBuf>,
@@ -160,19 +169,26 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
     }
     let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
     let before = ann.clone();
+    let publishes = !extras.publish.is_empty() || extras.publish_all;
     if let Some(mode) = &extras.mode {
         ann.insert(ANN_NETWORK.into(), mode.clone());
-    } else if !extras.publish.is_empty() && !ann.contains_key(ANN_NETWORK) {
+    } else if publishes && !ann.contains_key(ANN_NETWORK) {
         ann.insert(ANN_NETWORK.into(), "bridge".into());
     }
-    if !extras.publish.is_empty() {
+    for (key, more) in [(ANN_PORTS, &extras.publish), (ANN_EXPOSE, &extras.expose)] {
+        if more.is_empty() {
+            continue;
+        }
         let mut list: Vec<String> = ann
-            .get(ANN_PORTS)
+            .get(key)
             .map(|p| p.split(',').map(String::from).collect())
             .unwrap_or_default();
-        list.extend(extras.publish.iter().cloned());
+        list.extend(more.iter().cloned());
         list.retain(|s| !s.trim().is_empty());
-        ann.insert(ANN_PORTS.into(), list.join(","));
+        ann.insert(key.into(), list.join(","));
+    }
+    if extras.publish_all {
+        ann.insert(ANN_PUBLISH_ALL.into(), "true".into());
     }
     if let Some(s) = &extras.subnet {
         ann.insert(ANN_SUBNET.into(), s.clone());
@@ -195,9 +211,17 @@ impl Config {
         let ann = spec.annotations().as_ref();
         let get = |k: &str| ann.and_then(|a| a.get(k)).map(|v| v.trim());
         let ports_spec = get(ANN_PORTS).unwrap_or("");
+        let publish_all = match get(ANN_PUBLISH_ALL) {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::new("publish")
+                    .detail(format!("{ANN_PUBLISH_ALL} {other:?} is not true or false")))
+            }
+        };
         match get(ANN_NETWORK) {
             None | Some("" | "none" | "default") => {
-                if !ports_spec.is_empty() {
+                if !ports_spec.is_empty() || publish_all {
                     return Err(Error::new("publish")
                         .detail("published ports need a bridge network")
                         .hint("add --network bridge (annotation dev.hull.network: \"bridge\")"));
@@ -228,7 +252,27 @@ impl Config {
             Some(s) => (Subnet::parse(s)?, true),
             None => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
         };
-        let ports = ports::parse_all(ports_spec.split(','))?;
+        let mut ports = ports::parse_all(ports_spec.split(','))?;
+        let exposed: Vec<Mapping> = get(ANN_EXPOSE)
+            .unwrap_or("")
+            .split(',')
+            .filter(|e| !e.trim().is_empty())
+            .map(ports::parse_exposed)
+            .collect::<Result<_>>()?;
+        if publish_all {
+            // A port `-p` maps already keeps that mapping.
+            for e in exposed {
+                let mapped = ports.iter().any(|m| {
+                    m.proto == e.proto
+                        && m.container_port <= e.container_end()
+                        && e.container_port <= m.container_end()
+                });
+                if !mapped {
+                    ports.push(e);
+                }
+            }
+            ports::check_count(&ports, "-P")?;
+        }
         let address = match get(ANN_ADDRESS).filter(|s| !s.is_empty()) {
             None => None,
             Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| {
@@ -287,7 +331,8 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             ))
             .hint("leave out the subnet, or use another bridge"));
     }
-    for m in &cfg.ports {
+    let mut ports = cfg.ports.clone();
+    for m in ports.iter().filter(|m| !m.picks_host_port()) {
         if let Some((owner, _)) = shared.ports.iter().find(|(_, p)| p.conflicts(m)) {
             return Err(
                 Error::new(format!("publish {}/{}", m.host(), m.proto.as_str()))
@@ -296,6 +341,18 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             );
         }
         m.check_host_free()?;
+    }
+    // Under the store's lock: no other create picks the same port meanwhile.
+    for i in 0..ports.len() {
+        if ports[i].picks_host_port() {
+            let taken: Vec<Mapping> = shared
+                .ports
+                .iter()
+                .map(|(_, p)| *p)
+                .chain(ports.iter().copied())
+                .collect();
+            ports[i].pick_host_port(&taken)?;
+        }
     }
     let ip = subnet
         .allocate(&shared.leases, cfg.address)
@@ -312,7 +369,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         prefix: subnet.prefix,
         gateway: subnet.gateway(),
         veth: gc::veth_name(&id),
-        ports: cfg.ports.clone(),
+        ports: ports.clone(),
     };
     journal.write(&container.dir)?;
     log.step("network: journal");
@@ -322,9 +379,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         id.clone(),
         std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?,
     );
-    shared
-        .ports
-        .extend(cfg.ports.iter().map(|m| (id.clone(), *m)));
+    shared.ports.extend(ports.iter().map(|m| (id.clone(), *m)));
     store.write(&shared)?;
     drop(store);
     etc::write(bundle, container, ip)?;

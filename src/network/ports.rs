@@ -1,7 +1,9 @@
 //! Published ports: `-p [HOSTIP:]HOSTPORT:CTRPORT[/tcp|/udp]`, with ranges
 //! (`8080-8082:80-82`), and the conflict rule between two mappings. A range
 //! stays one mapping (and becomes one packet rule), however many ports it
-//! spans; a container publishes at most MAX_PORTS ports.
+//! spans; a container publishes at most MAX_PORTS ports. Without a host
+//! port (`-p 80`, `-p 127.0.0.1::80`, `-P`) hull picks a free one at create,
+//! where Docker does: in the kernel's ephemeral range.
 
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 
@@ -64,14 +66,22 @@ impl Mapping {
         ports_text(self.host_port, self.host_end())
     }
 
+    /// The host port is hull's to pick (`-p 80`); 0 until [`Self::pick_host_port`].
+    pub fn picks_host_port(&self) -> bool {
+        self.host_port == 0
+    }
+
     pub fn container_end(&self) -> u16 {
         self.container_port + (self.span - 1)
     }
 
     /// Two mappings cannot coexist: same protocol, host ports that overlap,
     /// and addresses that overlap (equal, or either is the wildcard).
+    /// A mapping whose host port is still to be picked conflicts with none.
     pub fn conflicts(&self, other: &Mapping) -> bool {
-        self.proto == other.proto
+        !self.picks_host_port()
+            && !other.picks_host_port()
+            && self.proto == other.proto
             && self.host_port <= other.host_end()
             && other.host_port <= self.host_end()
             && (self.host_ip.is_none() || other.host_ip.is_none() || self.host_ip == other.host_ip)
@@ -106,6 +116,42 @@ impl Mapping {
         )
     }
 
+    /// Give a mapping without a host port a free run of them in the kernel's
+    /// ephemeral range (`net.ipv4.ip_local_port_range`, as Docker): one no
+    /// mapping in `taken` publishes and no host process is bound to. The
+    /// search starts at a random port, so containers made one after another
+    /// get different ports rather than neighbours.
+    pub fn pick_host_port(&mut self, taken: &[Mapping]) -> Result<()> {
+        self.pick_host_port_in(ephemeral_range(), taken)
+    }
+
+    fn pick_host_port_in(&mut self, (lo, hi): (u16, u16), taken: &[Mapping]) -> Result<()> {
+        let slots = (u32::from(hi) + 2).saturating_sub(u32::from(lo) + u32::from(self.span));
+        let start = random_u32() % slots.max(1);
+        for i in 0..slots {
+            let port = u32::from(lo) + (start + i) % slots;
+            let candidate = Mapping {
+                host_port: port as u16,
+                ..*self
+            };
+            if taken.iter().all(|t| !t.conflicts(&candidate)) && candidate.check_host_free().is_ok()
+            {
+                *self = candidate;
+                return Ok(());
+            }
+        }
+        Err(Error::new(format!(
+            "publish {}/{}",
+            ports_text(self.container_port, self.container_end()),
+            self.proto.as_str()
+        ))
+        .detail(format!(
+            "no free run of {} host port(s) in {lo}-{hi} (net.ipv4.ip_local_port_range)",
+            self.span
+        ))
+        .hint("give the host port: -p HOSTPORT:CTRPORT"))
+    }
+
     /// Is a host process bound to one of these ports? A test bind says so
     /// (and is closed at once: hull holds no socket, the kernel does the
     /// forwarding).
@@ -136,6 +182,23 @@ impl Mapping {
     }
 }
 
+/// The kernel's ephemeral port range; its default when it cannot be read.
+fn ephemeral_range() -> (u16, u16) {
+    let read = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    read.and_then(|s| {
+        let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+        Some((it.next()??, it.next()??))
+    })
+    .filter(|&(lo, hi)| 0 < lo && lo <= hi)
+    .unwrap_or((32768, 60999))
+}
+
+/// A random start for the port search (std's hasher keys come from the OS).
+fn random_u32() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u32
+}
+
 fn ports_text(first: u16, last: u16) -> String {
     if first == last {
         first.to_string()
@@ -150,13 +213,15 @@ fn range(s: &str) -> Option<(u16, u16)> {
     (a > 0 && a <= b).then_some((a, b))
 }
 
-/// Parse one `-p` value into its mapping.
+/// Parse one `-p` value into its mapping: `[[HOSTIP:]HOSTPORT:]CTRPORT`,
+/// each port or a range, then `/tcp` or `/udp`; an empty or missing host
+/// port (`80`, `127.0.0.1::80`) leaves it to hull.
 pub fn parse(spec: &str) -> Result<Mapping> {
     let bad = |why: &str| {
         Error::new(format!("publish {spec:?}"))
             .detail(why.to_string())
             .hint(
-                "write [HOSTIP:]HOSTPORT:CTRPORT[/tcp|/udp], e.g. 8080:80 or 127.0.0.1:5353:53/udp",
+                "write [[HOSTIP:]HOSTPORT:]CTRPORT[/tcp|/udp], e.g. 8080:80, 127.0.0.1:5353:53/udp or 80",
             )
     };
     let (ports, proto) = match spec.rsplit_once('/') {
@@ -167,6 +232,7 @@ pub fn parse(spec: &str) -> Result<Mapping> {
     };
     let parts: Vec<&str> = ports.split(':').collect();
     let (host_ip, host, ctr) = match parts.as_slice() {
+        [c] => (None, "", *c),
         [h, c] => (None, *h, *c),
         [ip, h, c] => {
             let ip: Ipv4Addr = ip
@@ -176,25 +242,41 @@ pub fn parse(spec: &str) -> Result<Mapping> {
         }
         _ => return Err(bad("expected HOSTPORT:CTRPORT")),
     };
-    let (h0, h1) = range(host).ok_or_else(|| bad("bad host port (1-65535, or a range A-B)"))?;
     let (c0, c1) = range(ctr).ok_or_else(|| bad("bad container port (1-65535, or a range A-B)"))?;
-    if h1 - h0 != c1 - c0 {
-        return Err(bad("the host and container ranges differ in length"));
-    }
+    let h0 = if host.is_empty() {
+        0
+    } else {
+        let (h0, h1) = range(host).ok_or_else(|| bad("bad host port (1-65535, or a range A-B)"))?;
+        if h1 - h0 != c1 - c0 {
+            return Err(bad("the host and container ranges differ in length"));
+        }
+        h0
+    };
     Ok(Mapping {
         host_ip,
         host_port: h0,
         container_port: c0,
         proto,
-        span: h1 - h0 + 1,
+        span: c1 - c0 + 1,
     })
+}
+
+/// Parse one exposed port (`--expose 80`, `8000-8010/udp`): a mapping whose
+/// host port hull picks when `-P` publishes it.
+pub fn parse_exposed(spec: &str) -> Result<Mapping> {
+    let m = parse(spec.trim())?;
+    if !m.picks_host_port() || m.host_ip.is_some() {
+        return Err(Error::new(format!("expose {spec:?}"))
+            .detail("an exposed port is a container port only")
+            .hint("write CTRPORT[/tcp|/udp], e.g. 80 or 53/udp; -p maps host ports"));
+    }
+    Ok(m)
 }
 
 /// Parse a list (`-p` values, or the comma-separated annotation) and refuse
 /// a list that conflicts with itself.
 pub fn parse_all<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Mapping>> {
     let mut out: Vec<Mapping> = Vec::new();
-    let mut total = 0usize;
     for spec in specs.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
         let m = parse(spec)?;
         // The same mapping twice (a bundle's annotation and `-p`) is one.
@@ -208,17 +290,24 @@ pub fn parse_all<'a>(specs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Map
                 m.proto.as_str()
             )));
         }
-        total += usize::from(m.span);
-        if total > MAX_PORTS {
-            return Err(Error::new(format!("publish {spec:?}"))
-                .detail(format!(
-                    "{total} host ports in all: a container publishes at most {MAX_PORTS}"
-                ))
-                .hint("publish the ports the service uses, not whole ranges"));
-        }
         out.push(m);
+        check_count(&out, spec)?;
     }
     Ok(out)
+}
+
+/// Refuse more than MAX_PORTS host ports in all; `last` names the mapping
+/// that went past it (a `-p` value, or `-P`).
+pub fn check_count(ports: &[Mapping], last: &str) -> Result<()> {
+    let total: usize = ports.iter().map(|m| usize::from(m.span)).sum();
+    if total <= MAX_PORTS {
+        return Ok(());
+    }
+    Err(Error::new(format!("publish {last:?}"))
+        .detail(format!(
+            "{total} host ports in all: a container publishes at most {MAX_PORTS}"
+        ))
+        .hint("publish the ports the service uses, not whole ranges"))
 }
 
 #[cfg(test)]
@@ -265,7 +354,6 @@ mod tests {
     #[test]
     fn rejects_bad_specs() {
         for bad in [
-            "80",
             "a:80",
             "8080-8081:80",
             "0:80",
@@ -283,6 +371,67 @@ mod tests {
         assert!(absurd.contains("at most 1024"), "{absurd}");
         assert!(parse_all(["1-1024:1-1024"]).is_ok());
         assert!(parse_all(["1-1024:1-1024", "2000:80"]).is_err());
+    }
+
+    #[test]
+    fn host_port_left_to_hull() {
+        for (spec, ip, ctr, span) in [
+            ("80", None, 80, 1),
+            ("53/udp", None, 53, 1),
+            ("127.0.0.1::80", Some(Ipv4Addr::LOCALHOST), 80, 1),
+            (":80", None, 80, 1),
+            ("8000-8002", None, 8000, 3),
+        ] {
+            let m = parse(spec).unwrap();
+            assert!(m.picks_host_port(), "{spec}");
+            assert_eq!(
+                (m.host_ip, m.container_port, m.span),
+                (ip, ctr, span),
+                "{spec}"
+            );
+        }
+        // Two of them never conflict before they have their ports.
+        assert_eq!(parse_all(["80", "81"]).unwrap().len(), 2);
+        assert!(parse_exposed("80/udp").is_ok());
+        assert!(parse_exposed("8080:80").is_err());
+        assert!(parse_exposed("127.0.0.1::80").is_err());
+    }
+
+    #[test]
+    fn picks_a_free_run_in_the_ephemeral_range() {
+        let (lo, hi) = ephemeral_range();
+        let mut m = parse("127.0.0.1::80-81").unwrap();
+        let taken = parse("127.0.0.1:40000:80").unwrap();
+        m.pick_host_port(&[taken]).unwrap();
+        assert!(lo <= m.host_port && m.host_end() <= hi, "{m:?}");
+        assert!(!m.conflicts(&taken), "{m:?}");
+        assert_eq!((m.container_port, m.span), (80, 2));
+        // In a range of three: the port a host process holds and the one
+        // another container publishes are never picked; with all three
+        // gone, one clear error.
+        let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let h = held.local_addr().unwrap().port();
+        let (a, b) = if h > 1024 {
+            (h - 1, h + 1)
+        } else {
+            (h + 1, h + 2)
+        };
+        let window = (a.min(h), b.max(h));
+        let other = parse(&format!("{a}:80")).unwrap();
+        for _ in 0..20 {
+            let mut m = parse("127.0.0.1::81").unwrap();
+            if m.pick_host_port_in(window, &[other]).is_ok() {
+                assert!(m.host_port != h && m.host_port != a, "{m:?} {window:?}");
+            }
+        }
+        let third = parse(&format!("{b}:80")).unwrap();
+        let mut m = parse("127.0.0.1::81").unwrap();
+        let err = m
+            .pick_host_port_in(window, &[other, third])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no free run"), "{err}");
+        drop(held);
     }
 
     #[test]

@@ -38,7 +38,7 @@ const CLIENT_IP: &str = "192.0.2.2";
 
 /// The two namespaces of one test, and hull's private lease store.
 pub(super) struct Topo {
-    host: String,
+    pub(super) host: String,
     pub(super) client: String,
     net_root: PathBuf,
 }
@@ -159,7 +159,7 @@ impl Topo {
     }
 
     /// Create + start a container from `cfg` with extra create flags.
-    fn start(&self, c: &Ctx, cfg: &Value, flags: &[&str]) -> Result<String, Outcome> {
+    pub(super) fn start(&self, c: &Ctx, cfg: &Value, flags: &[&str]) -> Result<String, Outcome> {
         let b = c.bundle(cfg)?;
         let id = c.id();
         let b = b.to_string_lossy().into_owned();
@@ -172,7 +172,7 @@ impl Topo {
     }
 
     /// A command run in the netns `ns` (by nsenter), with its output.
-    fn run_in(&self, ns: &str, argv: &[&str]) -> std::process::Output {
+    pub(super) fn run_in(&self, ns: &str, argv: &[&str]) -> std::process::Output {
         Command::new("nsenter")
             .arg(format!("--net={}", self.ns(ns)))
             .args(argv)
