@@ -105,6 +105,8 @@ mod faults;
 mod monitor;
 #[path = "suite/network.rs"]
 mod network;
+#[path = "suite/network_modes.rs"]
+mod network_modes;
 #[path = "suite/network_ports.rs"]
 mod network_ports;
 #[path = "suite/parity_cgroups.rs"]
@@ -132,6 +134,7 @@ fn main() {
         monitor::TESTS,
         network::TESTS,
         network_ports::TESTS,
+        network_modes::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,
         parity_mounts::TESTS,

@@ -12,8 +12,10 @@ use crate::state::Store;
 /// The network flags of `create` and `run`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct NetworkArgs {
-    /// Network mode: "bridge" (veth on a host bridge, an address, NAT);
-    /// without it the container gets runc's behaviour
+    /// Network mode: "bridge" (veth on a host bridge, an address, NAT),
+    /// "none" (a network namespace of its own, loopback only), "host" (the
+    /// caller's network namespace); without it the container gets runc's
+    /// behaviour (config.json's linux.namespaces)
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
     /// Publish a port: [[HOSTIP:]HOSTPORT:]CTRPORT[/tcp|/udp], ranges as

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
@@ -199,10 +199,38 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
     if let Some(ip) = extras.address {
         ann.insert(ANN_ADDRESS.into(), ip.to_string());
     }
+    let mode = ann.get(ANN_NETWORK).map(|m| m.trim().to_string());
     if ann != before {
         bundle.spec.set_annotations(Some(ann));
     }
+    match mode.as_deref() {
+        Some("none") => set_network_namespace(&mut bundle.spec, true)?,
+        Some("host") => set_network_namespace(&mut bundle.spec, false)?,
+        _ => {}
+    }
     Config::from_spec(&bundle.spec).map(drop)
+}
+
+/// Docker's `--network none` (`own`: a network namespace of the container's
+/// own, loopback only) and `--network host` (none: the caller's), whatever
+/// linux.namespaces said about the network. Without a `linux` section the
+/// bundle is refused later anyway.
+fn set_network_namespace(spec: &mut Spec, own: bool) -> Result<()> {
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::Network);
+    if own {
+        let ns = LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .build()
+            .map_err(|e| Error::new("network").detail(e.to_string()))?;
+        namespaces.push(ns);
+    }
+    linux.set_namespaces(Some(namespaces));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 impl Config {
@@ -220,7 +248,7 @@ impl Config {
             }
         };
         match get(ANN_NETWORK) {
-            None | Some("" | "none" | "default") => {
+            None | Some("" | "none" | "default" | "host") => {
                 if !ports_spec.is_empty() || publish_all {
                     return Err(Error::new("publish")
                         .detail("published ports need a bridge network")
@@ -232,7 +260,9 @@ impl Config {
             Some(other) => {
                 return Err(Error::new("network")
                     .detail(format!("unknown network mode {other:?}"))
-                    .hint("use --network bridge, or leave it out for runc's behaviour"))
+                    .hint(
+                        "use --network bridge, none or host, or leave it out for runc's behaviour",
+                    ))
             }
         }
         let bridge = get(ANN_BRIDGE)

@@ -40,7 +40,7 @@ const CLIENT_IP: &str = "192.0.2.2";
 pub(super) struct Topo {
     pub(super) host: String,
     pub(super) client: String,
-    net_root: PathBuf,
+    pub(super) net_root: PathBuf,
 }
 
 fn need_tools() -> TestResult {
@@ -229,7 +229,7 @@ impl Topo {
 
     /// The names of the host netns's links: unlike `links`, this does not
     /// change while a bridge's carrier and the veths' states settle.
-    fn link_names(&self) -> Vec<String> {
+    pub(super) fn link_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .links()
             .lines()
