@@ -85,6 +85,8 @@ enum Command {
     Commit(cli::storage::CommitArgs),
     /// List the published ports of a container
     Port { id: String },
+    /// Manage named networks
+    Network(cli::network::NetworkCmdArgs),
     /// Probe whether this host can run containers and what is degraded
     Check(cli::check::CheckArgs),
     /// Remove what crashed or vanished containers left on the host
@@ -185,6 +187,7 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
         Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
+        Command::Network(args) => cli::network::network(args).map(ok),
         Command::Check(args) => cli::check::check(&root, args),
         Command::Gc(args) => cli::gc::gc(&root, args, logger).map(ok),
         Command::Stop(args) => cli::stop::stop(&root, args, logger),

@@ -107,6 +107,8 @@ mod monitor;
 mod network;
 #[path = "suite/network_modes.rs"]
 mod network_modes;
+#[path = "suite/network_named.rs"]
+mod network_named;
 #[path = "suite/network_ports.rs"]
 mod network_ports;
 #[path = "suite/parity_cgroups.rs"]
@@ -135,6 +137,7 @@ fn main() {
         network::TESTS,
         network_ports::TESTS,
         network_modes::TESTS,
+        network_named::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,
         parity_mounts::TESTS,

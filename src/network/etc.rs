@@ -2,6 +2,12 @@
 //! as Docker makes them: written in the container's state dir and
 //! bind-mounted over the image's, so nothing is written into the bundle's
 //! rootfs (a bundle mount of the same path wins).
+//!
+//! On a named network every container's /etc/hosts also names the others
+//! (id and aliases), below a marker line: `refresh_peers` rewrites that part
+//! in each of them, under the network's store lock, as containers come and
+//! go. In place, not by rename: the file is bind-mounted, and a rename would
+//! leave the container looking at the old inode.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -13,9 +19,65 @@ use crate::error::{Context, Error, Result};
 use crate::rootfs::resolve::InRoot;
 use crate::state::Container;
 
-const HOST_RESOLV: &str = "/etc/resolv.conf";
+use super::store::Shared;
 
-pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr) -> Result<()> {
+const HOST_RESOLV: &str = "/etc/resolv.conf";
+const PEERS_MARKER: &str = "# the other containers of the network (hull rewrites what follows)\n";
+
+/// A name /etc/hosts can hold: RFC 1123 labels.
+pub fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The /etc/hosts lines naming every container of `shared`'s network but
+/// `id`: nothing unless it is a named network.
+pub fn peers(shared: &Shared, id: &str) -> String {
+    if !shared.named {
+        return String::new();
+    }
+    let mut out = String::from(PEERS_MARKER);
+    for (ip, peer) in shared.leases.iter().filter(|(_, p)| *p != id) {
+        let mut names = vec![peer.as_str()];
+        if let Some(aliases) = shared.aliases.get(peer) {
+            names.extend(aliases.iter().map(String::as_str));
+        }
+        out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    out
+}
+
+/// Rewrite the peer lines of every container of the network but `except`
+/// (a container that joins has its own written whole; one that leaves is
+/// gone). A container without hull's /etc/hosts (a bundle mount of its
+/// own) is left alone; so is a file that cannot be written, which only
+/// costs that container a name.
+pub fn refresh_peers(shared: &Shared, except: &str) {
+    for (id, dir) in shared.owners.iter().filter(|(id, _)| *id != except) {
+        let path = dir.join("hosts");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Some(at) = text.find(PEERS_MARKER) else {
+            continue;
+        };
+        let new = format!("{}{}", &text[..at], peers(shared, id));
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, new.as_bytes()));
+    }
+}
+
+pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr, peers: &str) -> Result<()> {
     let id = &container.record.id;
     let name = bundle
         .spec
@@ -28,7 +90,7 @@ pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr) -> Result
         (
             "hosts",
             format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n"
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n{peers}"
             ),
         ),
         ("hostname", format!("{name}\n")),
@@ -91,6 +153,30 @@ fn resolv_conf(host: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_of_a_named_network() {
+        let mut shared = Shared::default();
+        shared
+            .leases
+            .insert(Ipv4Addr::new(10, 90, 0, 2), "web".into());
+        shared
+            .leases
+            .insert(Ipv4Addr::new(10, 90, 0, 3), "db".into());
+        shared.aliases.insert("db".into(), vec!["postgres".into()]);
+        assert_eq!(peers(&shared, "web"), "", "the default bridge names nobody");
+        shared.named = true;
+        assert_eq!(
+            peers(&shared, "web"),
+            format!("{PEERS_MARKER}10.90.0.3\tdb postgres\n")
+        );
+        assert_eq!(
+            peers(&shared, "db"),
+            format!("{PEERS_MARKER}10.90.0.2\tweb\n")
+        );
+        assert!(is_host_name("db") && is_host_name("a-b.example"));
+        assert!(!is_host_name("-x") && !is_host_name("a b") && !is_host_name(""));
+    }
 
     #[test]
     fn loopback_nameservers_dropped() {

@@ -39,6 +39,12 @@ impl Subnet {
         u32::MAX << (32 - self.prefix)
     }
 
+    /// Whether the two share an address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let mask = self.mask().min(other.mask());
+        u32::from(self.net) & mask == u32::from(other.net) & mask
+    }
+
     /// The bridge's address: the first host of the subnet.
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.net) + 1)
@@ -85,6 +91,14 @@ mod tests {
         ] {
             assert!(Subnet::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn overlap() {
+        let p = |s| Subnet::parse(s).unwrap();
+        assert!(p("10.89.0.0/16").overlaps(&p("10.89.3.0/24")));
+        assert!(p("10.89.3.0/24").overlaps(&p("10.0.0.0/8")));
+        assert!(!p("10.89.0.0/16").overlaps(&p("10.90.0.0/16")));
     }
 
     #[test]

@@ -29,8 +29,10 @@
 //! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
 
 mod etc;
+mod forwarding;
 pub mod gc;
 pub mod ipam;
+pub mod named;
 pub mod netlink;
 pub mod ports;
 pub mod rules;
@@ -65,6 +67,8 @@ pub const ANN_EXPOSE: &str = "dev.hull.expose";
 pub const ANN_PUBLISH_ALL: &str = "dev.hull.publish-all";
 pub const ANN_SUBNET: &str = "dev.hull.network.subnet";
 pub const ANN_BRIDGE: &str = "dev.hull.network.bridge";
+/// More names for the container on a named network (`--network-alias`): "db,cache".
+pub const ANN_ALIASES: &str = "dev.hull.network.aliases";
 /// The address a container would like (`restart`: the one it had), taken
 /// if it is free.
 pub const ANN_ADDRESS: &str = "dev.hull.network.address";
@@ -87,6 +91,8 @@ pub struct Extras {
     pub publish_all: bool,
     #[serde(default)]
     pub expose: Vec<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
     pub subnet: Option<String>,
     pub bridge: Option<String>,
     pub net_root: Option<PathBuf>,
@@ -103,6 +109,11 @@ pub struct Config {
     pub subnet_given: bool,
     pub ports: Vec<Mapping>,
     pub address: Option<Ipv4Addr>,
+    /// A named network (`network create`): its containers find each other
+    /// by name, and it is isolated from every other hull network.
+    pub named: Option<named::Network>,
+    /// Other names the container answers to on a named network.
+    pub aliases: Vec<String>,
 }
 
 /// The container's record of its network objects: `<state dir>/network.json`.
@@ -140,7 +151,12 @@ pub fn hash(s: &str) -> u64 {
     })
 }
 
-fn net_root() -> PathBuf {
+/// Use `root` for the lease stores and network definitions (`--net-root`).
+pub fn use_net_root(root: &Path) {
+    let _ = NET_ROOT.set(absolute(root));
+}
+
+pub fn net_root() -> PathBuf {
     if let Some(r) = NET_ROOT.get() {
         return r.clone();
     }
@@ -165,7 +181,7 @@ fn absolute(p: &Path) -> PathBuf {
 /// `-p` without `--network` means bridge, as in Docker.
 pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
     if let Some(root) = &extras.net_root {
-        let _ = NET_ROOT.set(absolute(root));
+        use_net_root(root);
     }
     let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
     let before = ann.clone();
@@ -195,6 +211,9 @@ pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
     }
     if let Some(b) = &extras.bridge {
         ann.insert(ANN_BRIDGE.into(), b.clone());
+    }
+    if !extras.aliases.is_empty() {
+        ann.insert(ANN_ALIASES.into(), extras.aliases.join(","));
     }
     if let Some(ip) = extras.address {
         ann.insert(ANN_ADDRESS.into(), ip.to_string());
@@ -247,7 +266,7 @@ impl Config {
                     .detail(format!("{ANN_PUBLISH_ALL} {other:?} is not true or false")))
             }
         };
-        match get(ANN_NETWORK) {
+        let named = match get(ANN_NETWORK) {
             None | Some("" | "none" | "default" | "host") => {
                 if !ports_spec.is_empty() || publish_all {
                     return Err(Error::new("publish")
@@ -256,19 +275,40 @@ impl Config {
                 }
                 return Ok(None);
             }
-            Some("bridge") => {}
-            Some(other) => {
-                return Err(Error::new("network")
-                    .detail(format!("unknown network mode {other:?}"))
+            Some("bridge") => None,
+            Some(other) => match named::load(&net_root(), other)? {
+                Some(n) => Some(n),
+                None => return Err(Error::new("network")
+                    .detail(format!("no network {other:?}"))
                     .hint(
-                        "use --network bridge, none or host, or leave it out for runc's behaviour",
-                    ))
-            }
+                        "create it with `hull network create NAME`, or use bridge, none or host",
+                    )),
+            },
+        };
+        if named.is_some() && get(ANN_BRIDGE).is_some_and(|b| !b.is_empty()) {
+            return Err(Error::new("network")
+                .detail("--bridge names the default network's bridge, not a named network's")
+                .hint("leave out --bridge (annotation dev.hull.network.bridge)"));
         }
-        let bridge = get(ANN_BRIDGE)
-            .filter(|b| !b.is_empty())
-            .unwrap_or(DEFAULT_BRIDGE)
-            .to_string();
+        let aliases: Vec<String> = get(ANN_ALIASES)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = aliases.iter().find(|a| !etc::is_host_name(a)) {
+            return Err(Error::new("network alias")
+                .detail(format!("{bad:?} is not a host name"))
+                .hint("letters, digits, - and ., up to 253 characters"));
+        }
+        let bridge = match &named {
+            Some(n) => n.bridge.clone(),
+            None => get(ANN_BRIDGE)
+                .filter(|b| !b.is_empty())
+                .unwrap_or(DEFAULT_BRIDGE)
+                .to_string(),
+        };
         let ok_name = bridge.len() <= 15
             && bridge
                 .bytes()
@@ -278,9 +318,10 @@ impl Config {
                 .detail(format!("bad bridge name {bridge:?}"))
                 .hint("up to 15 letters, digits, _ and -"));
         }
-        let (subnet, subnet_given) = match get(ANN_SUBNET).filter(|s| !s.is_empty()) {
-            Some(s) => (Subnet::parse(s)?, true),
-            None => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
+        let (subnet, subnet_given) = match (&named, get(ANN_SUBNET).filter(|s| !s.is_empty())) {
+            (Some(n), _) => (Subnet::parse(&n.subnet)?, true),
+            (None, Some(s)) => (Subnet::parse(s)?, true),
+            (None, None) => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
         };
         let mut ports = ports::parse_all(ports_spec.split(','))?;
         let exposed: Vec<Mapping> = get(ANN_EXPOSE)
@@ -327,6 +368,8 @@ impl Config {
             subnet_given,
             ports,
             address,
+            named,
+            aliases,
         }))
     }
 }
@@ -352,6 +395,15 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         subnet: cfg.subnet.to_string(),
         ..Default::default()
     });
+    if let Some(n) = &cfg.named {
+        // `network rm` takes this lock too: the network cannot go between
+        // the check and the lease.
+        if named::load(&root, &n.name)?.is_none() {
+            return Err(Error::new("network").detail(format!("network {:?} was removed", n.name)));
+        }
+        shared.internal = n.internal;
+        shared.named = true;
+    }
     let subnet = Subnet::parse(&shared.subnet)?;
     if cfg.subnet_given && subnet != cfg.subnet {
         return Err(Error::new("network")
@@ -410,9 +462,16 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?,
     );
     shared.ports.extend(ports.iter().map(|m| (id.clone(), *m)));
+    if !cfg.aliases.is_empty() {
+        shared.aliases.insert(id.clone(), cfg.aliases.clone());
+    }
     store.write(&shared)?;
+    // Still under the lock: the peers' files and ours agree.
+    etc::write(bundle, container, ip, &etc::peers(&shared, &id))?;
+    if shared.named {
+        etc::refresh_peers(&shared, &id);
+    }
     drop(store);
-    etc::write(bundle, container, ip)?;
     log.step("network: lease, ports, /etc/hosts, /etc/resolv.conf");
     Ok(())
 }
@@ -463,11 +522,7 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     // 127.0.0.1:HOSTPORT is DNATed out of the bridge; the guard rule (rules.rs)
     // keeps anything arriving on the bridge away from 127.0.0.0/8.
     write_sysctl(&format!("ipv4/conf/{}/route_localnet", j.bridge), "1")?;
-    if shared.ip_forward_prev.is_none() {
-        shared.ip_forward_prev = Some(read_sysctl("ipv4/ip_forward")?);
-        store.write(&shared)?;
-    }
-    write_sysctl("ipv4/ip_forward", "1")?;
+    forwarding::on(&j.net_root, &j.bridge)?;
     log.step("network: bridge, sysctls");
 
     // The veth pair, eth0 born in the container's namespace.
@@ -493,7 +548,7 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     // not know them in place) and this container's (none without -p).
     let mut batch = rules::container(&j.bridge, &j.id, j.ip, &j.ports);
     if !shared.rules {
-        batch = rules::shared(&j.bridge, &subnet) + &batch;
+        batch = rules::shared(&j.bridge, &subnet, shared.internal) + &batch;
     }
     if !batch.is_empty() {
         rules::apply(&batch)?;
@@ -588,6 +643,10 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
         shared.owners.remove(&j.id);
     }
     shared.ports.retain(|(id, _)| id != &j.id);
+    shared.aliases.remove(&j.id);
+    if shared.named {
+        etc::refresh_peers(&shared, &j.id);
+    }
     let last = shared.leases.is_empty();
     if let Some(nl) = nl.as_mut() {
         if last {
@@ -603,9 +662,8 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
             if shared.bridge_made {
                 keep(nl.del_link(&j.bridge).map(drop));
             }
-            if let Some(prev) = &shared.ip_forward_prev {
-                keep(write_sysctl("ipv4/ip_forward", prev));
-            }
+            let legacy = shared.ip_forward_prev.as_deref();
+            keep(forwarding::off(&j.net_root, &j.bridge, legacy));
         }
     }
     keep(if last {

@@ -36,9 +36,35 @@ pub fn tag(id: &str) -> String {
 }
 
 /// The shared chains, rebuilt (flush + add, idempotent) in every batch.
-pub fn shared(bridge: &str, subnet: &Subnet) -> String {
+///
+/// Networks are isolated from each other: nothing is forwarded from this
+/// bridge to another hull bridge (the default one, or a named network's
+/// `hn-*`) unless it was DNATed to a published port, which every network
+/// may reach through a host address, as in Docker. An `internal` network
+/// forwards nothing off its subnet, either way, and has no outbound NAT.
+pub fn shared(bridge: &str, subnet: &Subnet, internal: bool) -> String {
     let t = table(bridge);
     let c = format!("comment \"hull:bridge:{bridge}\"");
+    let default = super::DEFAULT_BRIDGE;
+    let mut forward = String::new();
+    if internal {
+        forward = format!(
+            "add rule ip {t} forward iifname \"{bridge}\" ip daddr != {subnet} drop {c}
+add rule ip {t} forward oifname \"{bridge}\" ip saddr != {subnet} drop {c}
+"
+        );
+    }
+    forward += &format!(
+        "add rule ip {t} forward iifname \"{bridge}\" ct status dnat accept {c}
+add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"hn-*\" drop {c}
+add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"{default}\" drop {c}
+"
+    );
+    let outbound = if internal {
+        String::new()
+    } else {
+        format!("add rule ip {t} postrouting ip saddr {subnet} oifname != \"{bridge}\" masquerade {c}\n")
+    };
     format!(
         "add table ip {t}
 add chain ip {t} guard {{ type filter hook prerouting priority -300; }}
@@ -46,12 +72,11 @@ flush chain ip {t} guard
 add rule ip {t} guard iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop {c}
 add chain ip {t} forward {{ type filter hook forward priority 0; }}
 flush chain ip {t} forward
-add rule ip {t} forward iifname \"{bridge}\" accept {c}
+{forward}add rule ip {t} forward iifname \"{bridge}\" accept {c}
 add rule ip {t} forward oifname \"{bridge}\" accept {c}
 add chain ip {t} postrouting {{ type nat hook postrouting priority 100; }}
 flush chain ip {t} postrouting
-add rule ip {t} postrouting ip saddr {subnet} oifname != \"{bridge}\" masquerade {c}
-add rule ip {t} postrouting ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade {c}
+{outbound}add rule ip {t} postrouting ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade {c}
 add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade {c}
 "
     )

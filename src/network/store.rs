@@ -22,7 +22,8 @@ pub struct Shared {
     /// hull created the bridge (and deletes it with the last container).
     #[serde(default)]
     pub bridge_made: bool,
-    /// The value net.ipv4.ip_forward had before hull set it to 1.
+    /// The value net.ipv4.ip_forward had before hull set it to 1, as
+    /// stores written before forwarding.rs kept it (read, never written).
     #[serde(default)]
     pub ip_forward_prev: Option<String>,
     /// The shared chains of the bridge are in place (set after they were
@@ -39,9 +40,34 @@ pub struct Shared {
     /// container whose state dir is gone.
     #[serde(default)]
     pub owners: BTreeMap<String, PathBuf>,
+    /// The bridge is a named network's: its containers' /etc/hosts name
+    /// each other.
+    #[serde(default)]
+    pub named: bool,
+    /// The network is internal (no way out).
+    #[serde(default)]
+    pub internal: bool,
+    /// Container id → the other names it answers to (`--network-alias`).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
     /// (dev, inode) of the network namespace the bridge is in.
     #[serde(default)]
     pub netns: Option<(u64, u64)>,
+}
+
+/// An exclusive flock on `<root>/<name>.lock` (the directory made if
+/// needed), held while the value lives.
+pub fn lock(root: &Path, name: &str) -> Result<Flock<File>> {
+    fs::create_dir_all(root).step_at("create network state dir", root)?;
+    let lock_path = root.join(format!("{name}.lock"));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .step_at("open network lock", &lock_path)?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys("lock network state", Some(&lock_path), e))
 }
 
 /// The store of one bridge, locked while this value lives.
@@ -52,19 +78,9 @@ pub struct Locked {
 
 impl Locked {
     pub fn open(root: &Path, bridge: &str) -> Result<Locked> {
-        fs::create_dir_all(root).step_at("create network state dir", root)?;
-        let lock_path = root.join(format!("{bridge}.lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .step_at("open network lock", &lock_path)?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::sys("lock network state", Some(&lock_path), e))?;
         Ok(Locked {
             path: root.join(format!("{bridge}.json")),
-            _lock: lock,
+            _lock: lock(root, bridge)?,
         })
     }
 

@@ -1,0 +1,175 @@
+//! Named networks (hull-only): `network create|ls|inspect|rm|prune`,
+//! `--network NAME`, `--network-alias`, `--internal`. In the test's own
+//! network namespaces, as every network test (network.rs).
+
+use std::time::{Duration, Instant};
+
+use runtime_tests::fixture::{config, Ctx};
+use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
+
+use super::network::{all_gone, ip_of, topo, web_config, Topo, HOST_IP};
+
+pub const TESTS: &[Test] = &[t("net_named_networks", Kind::HullOnly, named_networks)];
+
+/// One GET with busybox wget from inside container `id` (3 s at most).
+fn get_from(t: &Topo, c: &Ctx, id: &str, url: &str) -> Output {
+    t.hull(
+        c,
+        &["exec", id, "timeout", "3", "wget", "-q", "-O", "-", url],
+    )
+}
+
+/// GET `url` from container `id` until it answers (the server may still be
+/// starting): at most 20 tries in 10 s.
+fn get_eventually(t: &Topo, c: &Ctx, id: &str, url: &str) -> Result<String, Outcome> {
+    let start = Instant::now();
+    loop {
+        let out = get_from(t, c, id, url);
+        if out.code == 0 {
+            return Ok(out.stdout);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            fail!("GET {url} from {id}: {}", out.stderr.trim());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hosts_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
+    Ok(t.hull(c, &["exec", id, "cat", "/etc/hosts"]).ok()?.stdout)
+}
+
+/// Two networks and the default bridge: names (id and alias) resolve within
+/// a network and follow containers as they go; nothing crosses between
+/// networks but a published port through a host address; an internal
+/// network reaches nothing off its subnet; a used network cannot be
+/// removed; bad input is one line; nothing is left.
+fn named_networks(c: &Ctx) -> TestResult {
+    let t = topo(c)?;
+    t.hull(c, &["network", "create", "appnet"]).ok()?;
+    t.hull(c, &["network", "create", "--internal", "priv"])
+        .ok()?;
+    let out = t
+        .hull(
+            c,
+            &["network", "create", "--subnet", "10.89.1.0/24", "clash"],
+        )
+        .code(1)?;
+    ensure!(
+        out.stderr.contains("overlaps") && out.stderr.trim().lines().count() == 1,
+        "a subnet inside the default bridge's: {}",
+        out.stderr
+    );
+    let names = t.hull(c, &["network", "ls", "-q"]).ok()?.stdout;
+    ensure!(
+        names.split_whitespace().collect::<Vec<_>>()
+            == ["bridge", "none", "host", "appnet", "priv"],
+        "network ls -q: {names}"
+    );
+
+    let sleeper = config(&["sleep", "120"]);
+    let db = t.start(
+        c,
+        &web_config(c)?,
+        &[
+            "--network",
+            "appnet",
+            "--network-alias",
+            "postgres",
+            "-p",
+            "18086:80",
+        ],
+    )?;
+    let web = t.start(c, &sleeper, &["--network", "appnet"])?;
+    let other = t.start(c, &sleeper, &["--network", "bridge"])?;
+    let inside = t.start(c, &sleeper, &["--network", "priv"])?;
+
+    let page = get_eventually(&t, c, &web, "http://postgres/")?;
+    ensure!(page == "hello from hull\n", "by alias: {page:?}");
+    let page = get_from(&t, c, &web, &format!("http://{db}/")).ok()?.stdout;
+    ensure!(page == "hello from hull\n", "by id: {page:?}");
+    let hosts = hosts_of(&t, c, &db)?;
+    ensure!(hosts.contains(&web), "db's /etc/hosts lacks {web}: {hosts}");
+    let hosts = hosts_of(&t, c, &other)?;
+    ensure!(
+        !hosts.contains(&db) && !hosts.contains("postgres"),
+        "the default bridge names appnet's containers: {hosts}"
+    );
+
+    // Across networks: only the published port, through a host address.
+    let db_ip = ip_of(&t, c, &db)?;
+    let direct = get_from(&t, c, &other, &format!("http://{db_ip}/"));
+    ensure!(
+        direct.code != 0,
+        "bridge reached appnet's {db_ip}: {}",
+        direct.stdout
+    );
+    let page = get_eventually(&t, c, &other, &format!("http://{HOST_IP}:18086/"))?;
+    ensure!(
+        page == "hello from hull\n",
+        "published port from another network: {page:?}"
+    );
+    for url in [
+        format!("http://{db_ip}/"),
+        format!("http://{HOST_IP}:18086/"),
+    ] {
+        let out = get_from(&t, c, &inside, &url);
+        ensure!(
+            out.code != 0,
+            "the internal network reached {url}: {}",
+            out.stdout
+        );
+    }
+
+    let out = t.hull(c, &["network", "rm", "appnet"]).code(1)?;
+    ensure!(
+        out.stderr.contains("in use") && out.stderr.trim().lines().count() == 1,
+        "network rm of a used network: {}",
+        out.stderr
+    );
+    let id = c.id();
+    let b = c.bundle(&sleeper)?;
+    let out = t
+        .hull(
+            c,
+            &[
+                "create",
+                "--network",
+                "nosuch",
+                "-b",
+                &b.to_string_lossy(),
+                &id,
+            ],
+        )
+        .code(1)?;
+    ensure!(
+        out.stderr.contains("no network") && out.stderr.trim().lines().count() == 1,
+        "--network nosuch: {}",
+        out.stderr
+    );
+    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+
+    t.hull(c, &["delete", "--force", &db]).ok()?;
+    let hosts = hosts_of(&t, c, &web)?;
+    ensure!(
+        !hosts.contains(&db) && !hosts.contains("postgres"),
+        "{db} still named after its delete: {hosts}"
+    );
+    for id in [&web, &other, &inside] {
+        t.hull(c, &["delete", "--force", id]).ok()?;
+    }
+    t.hull(c, &["network", "rm", "appnet", "priv"]).ok()?;
+    let names = t.hull(c, &["network", "ls", "-q"]).ok()?.stdout;
+    ensure!(
+        names.split_whitespace().collect::<Vec<_>>() == ["bridge", "none", "host"],
+        "network ls -q after rm: {names}"
+    );
+    let left: Vec<String> = t
+        .link_names()
+        .into_iter()
+        .filter(|l| l.starts_with("hn-"))
+        .collect();
+    ensure!(left.is_empty(), "network bridges left: {left:?}");
+    all_gone(&t)
+}
