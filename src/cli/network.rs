@@ -154,16 +154,16 @@ pub fn network(args: NetworkCmdArgs) -> Result<()> {
                 "NAME", "BRIDGE", "SUBNET", "INTERNAL"
             );
             let default = crate::network::ipam::DEFAULT_SUBNET;
+            let bridge = crate::network::DEFAULT_BRIDGE;
+            let on_default = named::users(&root, bridge)?.len();
             println!(
-                "{:<24} {:<16} {default:<18} {:<9}",
-                "bridge",
-                crate::network::DEFAULT_BRIDGE,
-                "no"
+                "{:<24} {bridge:<16} {default:<18} {:<9} {on_default}",
+                "bridge", "no"
             );
-            println!("{:<24} {:<16} {:<18} {:<9}", "none", "-", "-", "no");
-            println!("{:<24} {:<16} {:<18} {:<9}", "host", "-", "-", "no");
+            println!("{:<24} {:<16} {:<18} {:<9} -", "none", "-", "-", "no");
+            println!("{:<24} {:<16} {:<18} {:<9} -", "host", "-", "-", "no");
             for n in &all {
-                let users = named::users(&root, n)?;
+                let users = named::users(&root, &n.bridge)?;
                 let internal = if n.internal { "yes" } else { "no" };
                 println!(
                     "{:<24} {:<16} {:<18} {internal:<9} {}",
@@ -190,7 +190,9 @@ pub fn network(args: NetworkCmdArgs) -> Result<()> {
         }
         NetworkCommand::Prune { force: _ } => {
             for n in named::all(&root) {
-                if named::users(&root, &n)?.is_empty() && named::remove(&root, &n.name).is_ok() {
+                if named::users(&root, &n.bridge)?.is_empty()
+                    && named::remove(&root, &n.name).is_ok()
+                {
                     println!("{}", n.name);
                 }
             }
@@ -215,6 +217,6 @@ fn describe(root: &Path, n: &Network) -> Result<serde_json::Value> {
         "Gateway": crate::network::ipam::Subnet::parse(&n.subnet)?.gateway().to_string(),
         "Internal": n.internal,
         "Created": n.created,
-        "Containers": named::users(root, n)?,
+        "Containers": named::users(root, &n.bridge)?,
     }))
 }

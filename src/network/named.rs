@@ -138,9 +138,12 @@ pub fn create(root: &Path, name: &str, subnet: Option<&str>, internal: bool) -> 
     Ok(net)
 }
 
-/// The containers on network `net`, by id.
-pub fn users(root: &Path, net: &Network) -> Result<Vec<String>> {
-    let store = Locked::open(root, &net.bridge)?;
+/// The containers on the network of `bridge`, by id.
+pub fn users(root: &Path, bridge: &str) -> Result<Vec<String>> {
+    if !root.join(format!("{bridge}.json")).exists() {
+        return Ok(Vec::new());
+    }
+    let store = Locked::open(root, bridge)?;
     Ok(store
         .read()?
         .map(|s| s.leases.into_values().collect())
