@@ -122,6 +122,18 @@ fn named_networks(c: &Ctx) -> TestResult {
         );
     }
 
+    let inspect = t.hull(c, &["network", "inspect", "appnet"]).ok()?.stdout;
+    let inspect: serde_json::Value = serde_json::from_str(&inspect)?;
+    let members = inspect[0]["Containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        members.len() == 2
+            && members.contains(&db.as_str().into())
+            && members.contains(&web.as_str().into()),
+        "network inspect appnet: {inspect}"
+    );
     let out = t.hull(c, &["network", "rm", "appnet"]).code(1)?;
     ensure!(
         out.stderr.contains("in use") && out.stderr.trim().lines().count() == 1,
@@ -159,7 +171,9 @@ fn named_networks(c: &Ctx) -> TestResult {
     for id in [&web, &other, &inside] {
         t.hull(c, &["delete", "--force", id]).ok()?;
     }
-    t.hull(c, &["network", "rm", "appnet", "priv"]).ok()?;
+    t.hull(c, &["network", "rm", "appnet"]).ok()?;
+    let pruned = t.hull(c, &["network", "prune"]).ok()?.stdout;
+    ensure!(pruned.trim() == "priv", "network prune removed: {pruned:?}");
     let names = t.hull(c, &["network", "ls", "-q"]).ok()?.stdout;
     ensure!(
         names.split_whitespace().collect::<Vec<_>>() == ["bridge", "none", "host"],
