@@ -254,6 +254,26 @@ pub(super) fn ip_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
         .ok_or_else(|| Outcome::Fail(format!("state of {id} has no network.ip: {st}")))
 }
 
+/// `create -b BUNDLE FLAGS ID` of a `sleep` bundle fails with exit 1 and
+/// one line of stderr containing `needle`, and leaves no container.
+pub(super) fn create_refused(t: &Topo, c: &Ctx, flags: &[&str], needle: &str) -> TestResult {
+    let b = c.bundle(&config(&["sleep", "60"]))?;
+    let id = c.id();
+    let b = b.to_string_lossy();
+    let mut args = vec!["create", "-b", &b];
+    args.extend_from_slice(flags);
+    args.push(&id);
+    let out = t.hull(c, &args).code(1)?;
+    ensure!(
+        out.stderr.contains(needle) && out.stderr.trim().lines().count() == 1,
+        "create {}: {}",
+        flags.join(" "),
+        out.stderr
+    );
+    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+    Ok(())
+}
+
 /// The container's network objects are all gone from the host netns.
 pub(super) fn nothing_left(t: &Topo, id: &str) -> TestResult {
     let tag = format!("hull:{id}\"");

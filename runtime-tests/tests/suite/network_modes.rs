@@ -5,7 +5,7 @@ use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::{ensure, TestResult};
 
-use super::network::topo;
+use super::network::{create_refused, topo};
 
 pub const TESTS: &[Test] = &[t("net_modes_none_host", Kind::HullOnly, modes_none_host)];
 
@@ -67,28 +67,12 @@ fn modes_none_host(c: &Ctx) -> TestResult {
         out.stdout
     );
 
-    let id = c.id();
-    let out = t
-        .hull(
-            c,
-            &[
-                "create",
-                "--network",
-                "host",
-                "-p",
-                "8080:80",
-                "-b",
-                &b.to_string_lossy(),
-                &id,
-            ],
-        )
-        .code(1)?;
-    ensure!(
-        out.stderr.contains("need a bridge network") && out.stderr.trim().lines().count() == 1,
-        "-p with --network host: {}",
-        out.stderr
-    );
-    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+    create_refused(
+        &t,
+        c,
+        &["--network", "host", "-p", "8080:80"],
+        "need a bridge network",
+    )?;
     ensure!(
         std::fs::read_dir(&t.net_root)?.next().is_none(),
         "the network state dir was touched"

@@ -8,7 +8,7 @@ use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 
-use super::network::{all_gone, ip_of, topo, web_config, Topo, HOST_IP};
+use super::network::{all_gone, create_refused, ip_of, topo, web_config, Topo, HOST_IP};
 
 pub const TESTS: &[Test] = &[t("net_named_networks", Kind::HullOnly, named_networks)];
 
@@ -140,27 +140,7 @@ fn named_networks(c: &Ctx) -> TestResult {
         "network rm of a used network: {}",
         out.stderr
     );
-    let id = c.id();
-    let b = c.bundle(&sleeper)?;
-    let out = t
-        .hull(
-            c,
-            &[
-                "create",
-                "--network",
-                "nosuch",
-                "-b",
-                &b.to_string_lossy(),
-                &id,
-            ],
-        )
-        .code(1)?;
-    ensure!(
-        out.stderr.contains("no network") && out.stderr.trim().lines().count() == 1,
-        "--network nosuch: {}",
-        out.stderr
-    );
-    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+    create_refused(&t, c, &["--network", "nosuch"], "no network")?;
 
     t.hull(c, &["delete", "--force", &db]).ok()?;
     let hosts = hosts_of(&t, c, &web)?;

@@ -2,11 +2,11 @@
 //! `-p 127.0.0.1::80`, `-P` with `--expose`. In the test's own network
 //! namespaces, as every network test (network.rs).
 
-use runtime_tests::fixture::{config, Ctx};
+use runtime_tests::fixture::Ctx;
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::{ensure, fail, Outcome, TestResult};
 
-use super::network::{all_gone, nothing_left, topo, web_config, Topo, HOST_IP};
+use super::network::{all_gone, create_refused, nothing_left, topo, web_config, Topo, HOST_IP};
 
 pub const TESTS: &[Test] = &[t(
     "net_publish_picked_port",
@@ -87,21 +87,7 @@ fn publish_picked_port(c: &Ctx) -> TestResult {
         "-P with 80 mapped by -p: {pe:?}"
     );
 
-    let bundle = c.bundle(&config(&["sleep", "60"]))?;
-    let id = c.id();
-    let b_path = bundle.to_string_lossy();
-    let out = t
-        .hull(
-            c,
-            &["create", "-b", &b_path, "-P", "--expose", "8080:80", &id],
-        )
-        .code(1)?;
-    ensure!(
-        out.stderr.contains("expose") && out.stderr.trim().lines().count() == 1,
-        "--expose 8080:80: {}",
-        out.stderr
-    );
-    ensure!(c.rt.is_gone(&id), "{id} exists after a failed create");
+    create_refused(&t, c, &["-P", "--expose", "8080:80"], "expose")?;
 
     for id in [&a, &b, &d, &e] {
         t.hull(c, &["delete", "--force", id]).ok()?;
