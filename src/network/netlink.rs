@@ -6,6 +6,9 @@
 //! seven requests are ~250 lines of plain byte layout, synchronous, with no
 //! unsafe and no new dependency (the crates' APIs also change shape on
 //! nearly every release). The kernel's ABI here has not changed in 15 years.
+//!
+//! Sockets ask for extended acks: a refused request's error line ends with
+//! the kernel's own reason ("kernel: Nexthop has invalid gateway").
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -26,6 +29,11 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
+/// In an error ack: the original request is cut to its header.
+const NLM_F_CAPPED: u16 = 0x100;
+/// In an error ack: extended-ack attributes follow.
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -137,6 +145,8 @@ fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; 16] {
 pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
+    /// The kernel's message with the last refused request, if it gave one.
+    kernel_says: Option<String>,
 }
 
 impl Netlink {
@@ -150,7 +160,13 @@ impl Netlink {
         )
         .step("open netlink socket")?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).step("bind netlink socket")?;
-        Ok(Netlink { fd, seq: 1 })
+        // Best effort: without it errors only lose the kernel's words.
+        let _ = crate::sys::netlink_ext_ack(fd.as_fd());
+        Ok(Netlink {
+            fd,
+            seq: 1,
+            kernel_says: None,
+        })
     }
 
     /// A socket in the network namespace `ns` (an open /proc/PID/ns/net):
@@ -171,6 +187,7 @@ impl Netlink {
     /// GET) or the kernel's ack. An error ack becomes Err(errno).
     fn request(&mut self, msg: Msg) -> std::result::Result<Option<Vec<u8>>, Errno> {
         self.seq += 1;
+        self.kernel_says = None;
         let seq = self.seq;
         let bytes = msg.finish(seq);
         send(self.fd.as_raw_fd(), &bytes, MsgFlags::empty())?;
@@ -190,11 +207,11 @@ impl Netlink {
                         let code = i32::from_ne_bytes(
                             buf[off + HEADER..off + HEADER + 4].try_into().unwrap(),
                         );
-                        return if code == 0 {
-                            Ok(None)
-                        } else {
-                            Err(Errno::from_raw(-code))
-                        };
+                        if code == 0 {
+                            return Ok(None);
+                        }
+                        self.kernel_says = extack_message(&buf[off..off + len]);
+                        return Err(Errno::from_raw(-code));
                     }
                     if typ != NLMSG_DONE {
                         return Ok(Some(buf[off..off + len].to_vec()));
@@ -209,6 +226,16 @@ impl Netlink {
         self.request(msg).map(drop)
     }
 
+    /// The error for a refused request: the step, the errno and, when the
+    /// kernel said why, its words.
+    fn fail(&self, step: impl Into<String>, errno: Errno) -> Error {
+        let err = Error::sys(step, None, errno);
+        match &self.kernel_says {
+            Some(why) => err.detail(format!("kernel: {why}")),
+            None => err,
+        }
+    }
+
     /// The index of the link called `name`, or None if there is none.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         let mut msg = Msg::new(RTM_GETLINK, 0);
@@ -219,7 +246,7 @@ impl Netlink {
             ))),
             Ok(_) => Err(Error::new(format!("look up link {name}")).detail("empty reply")),
             Err(Errno::ENODEV) => Ok(None),
-            Err(e) => Err(Error::sys(format!("look up link {name}"), None, e)),
+            Err(e) => Err(self.fail(format!("look up link {name}"), e)),
         }
     }
 
@@ -232,7 +259,7 @@ impl Netlink {
             .attr_str(IFLA_INFO_KIND, "bridge")
             .end();
         self.ack(msg)
-            .map_err(|e| Error::sys(format!("create bridge {name}"), None, e))
+            .map_err(|e| self.fail(format!("create bridge {name}"), e))
     }
 
     /// A veth pair: `host` here, up, enslaved to the bridge `master`;
@@ -259,7 +286,7 @@ impl Netlink {
             .end()
             .end();
         self.ack(msg).map_err(|e| {
-            Error::sys(format!("create veth {host}"), None, e).hint_if(
+            self.fail(format!("create veth {host}"), e).hint_if(
                 Errno::EEXIST,
                 "a link of that name exists: `delete --force` the old container",
             )
@@ -279,14 +306,14 @@ impl Netlink {
             .attr(IFLA_BRPORT_MODE, &[1])
             .end();
         self.ack(msg)
-            .map_err(|e| Error::sys(format!("set hairpin mode on {what}"), None, e))
+            .map_err(|e| self.fail(format!("set hairpin mode on {what}"), e))
     }
 
     pub fn set_up(&mut self, index: u32, what: &str) -> Result<()> {
         let mut msg = Msg::new(RTM_NEWLINK, NLM_F_ACK);
         msg.raw(&ifinfomsg(index as i32, IFF_UP, IFF_UP));
         self.ack(msg)
-            .map_err(|e| Error::sys(format!("set {what} up"), None, e))
+            .map_err(|e| self.fail(format!("set {what} up"), e))
     }
 
     /// Add `ip/prefix` to the link; an address already there is fine.
@@ -298,11 +325,7 @@ impl Netlink {
             .attr(IFA_ADDRESS, &ip.octets());
         match self.ack(msg) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(e) => Err(Error::sys(
-                format!("add address {ip}/{prefix} to {what}"),
-                None,
-                e,
-            )),
+            Err(e) => Err(self.fail(format!("add address {ip}/{prefix} to {what}"), e)),
         }
     }
 
@@ -314,7 +337,7 @@ impl Netlink {
             .attr(RTA_GATEWAY, &gateway.octets())
             .attr_u32(RTA_OIF, index);
         self.ack(msg)
-            .map_err(|e| Error::sys(format!("add default route via {gateway}"), None, e))
+            .map_err(|e| self.fail(format!("add default route via {gateway}"), e))
     }
 
     /// Every link of the namespace (a dump, for `gc`).
@@ -362,9 +385,41 @@ impl Netlink {
         match self.ack(msg) {
             Ok(()) => Ok(true),
             Err(Errno::ENODEV) => Ok(false),
-            Err(e) => Err(Error::sys(format!("delete link {name}"), None, e)),
+            Err(e) => Err(self.fail(format!("delete link {name}"), e)),
         }
     }
+}
+
+/// The kernel's message in an error ack (`msg`: the whole NLMSG_ERROR
+/// message), if the socket asked for extended acks and the kernel gave one.
+fn extack_message(msg: &[u8]) -> Option<String> {
+    let flags = u16::from_ne_bytes(msg.get(6..8)?.try_into().ok()?);
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    // After the error code: the request's header, and its body unless capped.
+    let request = HEADER + 4;
+    let request_len = u32::from_ne_bytes(msg.get(request..request + 4)?.try_into().ok()?) as usize;
+    let mut off = request
+        + if flags & NLM_F_CAPPED != 0 {
+            HEADER
+        } else {
+            (request_len + 3) & !3
+        };
+    while off + 4 <= msg.len() {
+        let len = u16::from_ne_bytes(msg[off..off + 2].try_into().ok()?) as usize;
+        let typ = u16::from_ne_bytes(msg[off + 2..off + 4].try_into().ok()?);
+        if len < 4 || off + len > msg.len() {
+            return None;
+        }
+        if typ == NLMSGERR_ATTR_MSG {
+            let text = &msg[off + 4..off + len];
+            let text = text.split(|b| *b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(text).into_owned()).filter(|t| !t.is_empty());
+        }
+        off += (len + 3) & !3;
+    }
+    None
 }
 
 /// A link as a dump reports it.
@@ -408,6 +463,27 @@ fn parse_link(msg: &[u8]) -> Option<Link> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused request carries the kernel's reason (in a network
+    /// namespace of the test's own: nothing on the host changes).
+    #[test]
+    fn refused_request_says_why() {
+        let err = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+            let mut nl = Netlink::open().ok()?;
+            // lo is down and has no address: no gateway is reachable.
+            nl.add_default_route(Ipv4Addr::new(192, 0, 2, 1), 1).err()
+        })
+        .join()
+        .unwrap();
+        let Some(err) = err else {
+            // Not root (no new network namespace): nothing to check here.
+            return;
+        };
+        let line = err.to_string();
+        assert!(line.contains("add default route via 192.0.2.1"), "{line}");
+        assert!(line.contains("kernel: "), "no extended ack: {line}");
+    }
 
     #[test]
     fn nested_attributes_have_their_lengths() {
