@@ -96,6 +96,13 @@ enum NetworkCommand {
         /// No way out: no outbound NAT, nothing forwarded off the subnet
         #[arg(long)]
         internal: bool,
+        /// Dual stack: containers also get an IPv6 address
+        #[arg(long)]
+        ipv6: bool,
+        /// Its IPv6 subnet (implies --ipv6; default: the first free
+        /// fd68:756c:6c00:N::/64)
+        #[arg(long, value_name = "CIDR")]
+        subnet6: Option<String>,
         name: String,
     },
     /// List networks (bridge, none and host are built in)
@@ -132,9 +139,17 @@ pub fn network(args: NetworkCmdArgs) -> Result<()> {
         NetworkCommand::Create {
             subnet,
             internal,
+            ipv6,
+            subnet6,
             name,
         } => {
-            named::create(&root, &name, subnet.as_deref(), internal)?;
+            let asked = named::Asked {
+                subnet: subnet.as_deref(),
+                ipv6,
+                subnet6: subnet6.as_deref(),
+                internal,
+            };
+            named::create(&root, &name, asked)?;
             println!("{name}");
         }
         NetworkCommand::Ls { quiet } => {
@@ -214,6 +229,7 @@ fn describe(root: &Path, n: &Network) -> Result<serde_json::Value> {
         "Name": n.name,
         "Bridge": n.bridge,
         "Subnet": n.subnet,
+        "Subnet6": n.subnet6,
         "Gateway": crate::network::ipam::Subnet::parse(&n.subnet)?.gateway().to_string(),
         "Internal": n.internal,
         "Created": n.created,

@@ -9,7 +9,7 @@
 //! go. In place, not by rename: the file is bind-mounted, and a rename would
 //! leave the container looking at the old inode.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::MountBuilder;
@@ -44,7 +44,9 @@ pub fn peers(shared: &Shared, id: &str) -> String {
         return String::new();
     }
     let mut out = String::from(PEERS_MARKER);
-    for (ip, peer) in shared.leases.iter().filter(|(_, p)| *p != id) {
+    let v4 = shared.leases.iter().map(|(ip, p)| (IpAddr::from(*ip), p));
+    let v6 = shared.leases6.iter().map(|(ip, p)| (IpAddr::from(*ip), p));
+    for (ip, peer) in v4.chain(v6).filter(|(_, p)| *p != id) {
         let mut names = vec![peer.as_str()];
         if let Some(aliases) = shared.aliases.get(peer) {
             names.extend(aliases.iter().map(String::as_str));
@@ -77,7 +79,13 @@ pub fn refresh_peers(shared: &Shared, except: &str) {
     }
 }
 
-pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr, peers: &str) -> Result<()> {
+pub fn write(
+    bundle: &mut Bundle,
+    container: &Container,
+    ip: Ipv4Addr,
+    ip6: Option<Ipv6Addr>,
+    peers: &str,
+) -> Result<()> {
     let id = &container.record.id;
     let name = bundle
         .spec
@@ -86,11 +94,14 @@ pub fn write(bundle: &mut Bundle, container: &Container, ip: Ipv4Addr, peers: &s
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| id.chars().take(63).collect());
     let host_resolv = crate::process::passwd::read_regular(Path::new(HOST_RESOLV));
+    let own6 = ip6
+        .map(|ip6| format!("{ip6}\t{name}\n"))
+        .unwrap_or_default();
     let files = [
         (
             "hosts",
             format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n{peers}"
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n{own6}{peers}"
             ),
         ),
         ("hostname", format!("{name}\n")),

@@ -237,6 +237,16 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
     }
 
     let subnet = Subnet::parse(&shared.subnet)?;
+    let subnet6 = shared
+        .subnet6
+        .as_deref()
+        .map(super::ipam::Subnet6::parse)
+        .transpose()?;
+    let v6_of = |id: &str| {
+        let sub6 = subnet6?;
+        let (ip6, _) = shared.leases6.iter().find(|(_, o)| *o == id)?;
+        Some((*ip6, sub6.prefix, sub6.gateway()))
+    };
     let journal = |id: &str, ip: Ipv4Addr| Journal {
         id: id.to_string(),
         net_root: net_root.to_path_buf(),
@@ -256,6 +266,7 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
             .filter(|(o, _)| o == id)
             .map(|(_, m)| *m)
             .collect(),
+        v6: v6_of(id),
     };
     let bridge_goes = orphans.len() == shared.leases.len();
     let store_path = net_root.join(format!("{bridge}.json"));

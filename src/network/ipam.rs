@@ -3,7 +3,7 @@
 //! (store.rs); this file is pure logic.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
 
@@ -67,6 +67,67 @@ impl Subnet {
     }
 }
 
+/// An IPv6 subnet of a network with `--ipv6`: /64 to /120, the gateway is
+/// its first host, containers get the next free ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet6 {
+    pub net: Ipv6Addr,
+    pub prefix: u8,
+}
+
+/// Ranges are scanned this far from the start at most: a container count,
+/// not an address-space size.
+const SCAN6: u128 = 1 << 16;
+
+impl Subnet6 {
+    pub fn parse(s: &str) -> Result<Subnet6> {
+        let bad = |why: &str| {
+            Error::new("subnet6")
+                .detail(format!("{s:?}: {why}"))
+                .hint("write an IPv6 network as ADDR/PREFIX, e.g. fd68:756c:6c00:1::/64")
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("no /PREFIX"))?;
+        let net: Ipv6Addr = addr.parse().map_err(|_| bad("not an IPv6 address"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad("bad prefix length"))?;
+        if !(64..=120).contains(&prefix) {
+            return Err(bad("the prefix length must be between 64 and 120"));
+        }
+        let sub = Subnet6 { net, prefix };
+        if u128::from(net) & !sub.mask() != 0 {
+            return Err(bad("host bits are set"));
+        }
+        Ok(sub)
+    }
+
+    fn mask(&self) -> u128 {
+        u128::MAX << (128 - self.prefix)
+    }
+
+    pub fn overlaps(&self, other: &Subnet6) -> bool {
+        let mask = self.mask().min(other.mask());
+        u128::from(self.net) & mask == u128::from(other.net) & mask
+    }
+
+    pub fn gateway(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.net) + 1)
+    }
+
+    /// The lowest address above the gateway that holds no lease.
+    pub fn allocate(&self, leases: &BTreeMap<Ipv6Addr, String>) -> Option<Ipv6Addr> {
+        let first = u128::from(self.net) + 2;
+        let last = (u128::from(self.net) | !self.mask()).min(first + SCAN6);
+        (first..=last)
+            .map(Ipv6Addr::from)
+            .find(|ip| !leases.contains_key(ip))
+    }
+}
+
+impl std::fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
 impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.net, self.prefix)
@@ -90,6 +151,25 @@ mod tests {
             "10.89.0.0/a",
         ] {
             assert!(Subnet::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subnet6() {
+        let s = Subnet6::parse("fd68:756c:6c00:1::/64").unwrap();
+        assert_eq!(s.gateway().to_string(), "fd68:756c:6c00:1::1");
+        let mut leases = BTreeMap::new();
+        let a = s.allocate(&leases).unwrap();
+        assert_eq!(a.to_string(), "fd68:756c:6c00:1::2");
+        leases.insert(a, "x".into());
+        assert_eq!(
+            s.allocate(&leases).unwrap().to_string(),
+            "fd68:756c:6c00:1::3"
+        );
+        assert!(s.overlaps(&Subnet6::parse("fd68:756c:6c00:1:5::/80").unwrap()));
+        assert!(!s.overlaps(&Subnet6::parse("fd68:756c:6c00:2::/64").unwrap()));
+        for bad in ["fd68::1/64", "fd68::/48", "10.0.0.0/64", "fd68::"] {
+            assert!(Subnet6::parse(bad).is_err(), "{bad}");
         }
     }
 

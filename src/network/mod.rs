@@ -39,7 +39,7 @@ pub mod rules;
 mod store;
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ use crate::bundle::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
 use crate::state::Container;
-use ipam::Subnet;
+use ipam::{Subnet, Subnet6};
 use netlink::Netlink;
 use ports::Mapping;
 use store::{Locked, Shared};
@@ -132,6 +132,9 @@ pub struct Journal {
     /// Host end of the veth pair.
     pub veth: String,
     pub ports: Vec<Mapping>,
+    /// The IPv6 side of a dual-stack network: address, prefix, gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 impl Journal {
@@ -442,6 +445,17 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             Error::new("allocate address")
                 .detail(format!("subnet {subnet} of bridge {} is full", cfg.bridge))
         })?;
+    let v6 = match cfg.named.as_ref().and_then(|n| n.subnet6.as_deref()) {
+        None => None,
+        Some(s6) => {
+            let sub6 = Subnet6::parse(shared.subnet6.get_or_insert_with(|| s6.to_string()))?;
+            let ip6 = sub6.allocate(&shared.leases6).ok_or_else(|| {
+                Error::new("allocate address")
+                    .detail(format!("subnet {sub6} of bridge {} is full", cfg.bridge))
+            })?;
+            Some((ip6, sub6.prefix, sub6.gateway()))
+        }
+    };
     let journal = Journal {
         id: id.clone(),
         net_root: root,
@@ -452,10 +466,14 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         gateway: subnet.gateway(),
         veth: gc::veth_name(&id),
         ports: ports.clone(),
+        v6,
     };
     journal.write(&container.dir)?;
     log.step("network: journal");
     shared.leases.insert(ip, id.clone());
+    if let Some((ip6, _, _)) = v6 {
+        shared.leases6.insert(ip6, id.clone());
+    }
     shared.netns.get_or_insert(journal.netns);
     shared.owners.insert(
         id.clone(),
@@ -467,7 +485,13 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     }
     store.write(&shared)?;
     // Still under the lock: the peers' files and ours agree.
-    etc::write(bundle, container, ip, &etc::peers(&shared, &id))?;
+    etc::write(
+        bundle,
+        container,
+        ip,
+        v6.map(|v| v.0),
+        &etc::peers(&shared, &id),
+    )?;
     if shared.named {
         etc::refresh_peers(&shared, &id);
     }
@@ -517,12 +541,18 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
             })?
         }
     };
-    nl.add_addr(br, j.gateway, j.prefix, &j.bridge)?;
+    nl.add_addr(br, j.gateway.into(), j.prefix, &j.bridge)?;
+    if let Some((_, prefix6, gateway6)) = j.v6 {
+        nl.add_addr(br, gateway6.into(), prefix6, &j.bridge)?;
+    }
     nl.set_up(br, &j.bridge)?;
     // 127.0.0.1:HOSTPORT is DNATed out of the bridge; the guard rule (rules.rs)
     // keeps anything arriving on the bridge away from 127.0.0.0/8.
     write_sysctl(&format!("ipv4/conf/{}/route_localnet", j.bridge), "1")?;
-    forwarding::on(&j.net_root, &j.bridge)?;
+    forwarding::on(&j.net_root, &j.bridge, &forwarding::IPV4)?;
+    if j.v6.is_some() {
+        forwarding::on(&j.net_root, &j.bridge, &forwarding::IPV6)?;
+    }
     log.step("network: bridge, sysctls");
 
     // The veth pair, eth0 born in the container's namespace.
@@ -538,17 +568,30 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
         .link_index(PEER)?
         .ok_or_else(|| Error::new("configure eth0").detail("not in the container namespace"))?;
     inner.set_up(1, "lo")?;
-    inner.add_addr(eth0, j.ip, j.prefix, PEER)?;
+    inner.add_addr(eth0, j.ip.into(), j.prefix, PEER)?;
+    if let Some((ip6, prefix6, _)) = j.v6 {
+        inner.add_addr(eth0, ip6.into(), prefix6, PEER)?;
+    }
     inner.set_up(eth0, PEER)?;
     log.step("network: veth, eth0");
-    inner.add_default_route(j.gateway, eth0)?;
+    inner.add_default_route(j.gateway.into(), eth0)?;
+    if let Some((_, _, gateway6)) = j.v6 {
+        inner.add_default_route(gateway6.into(), eth0)?;
+    }
     log.step("network: veth, eth0, route");
 
     // One batch: the shared chains (idempotent, only while the store does
     // not know them in place) and this container's (none without -p).
-    let mut batch = rules::container(&j.bridge, &j.id, j.ip, &j.ports);
+    let mut batch = rules::container(&j.bridge, &j.id, j.ip.into(), &j.ports);
+    if let Some((ip6, _, _)) = j.v6 {
+        batch += &rules::container(&j.bridge, &j.id, ip6.into(), &j.ports);
+    }
     if !shared.rules {
-        batch = rules::shared(&j.bridge, &subnet, shared.internal) + &batch;
+        let mut shared_rules = rules::shared(&j.bridge, &subnet, shared.internal);
+        if let Some(s6) = &shared.subnet6 {
+            shared_rules += &rules::shared6(&j.bridge, &Subnet6::parse(s6)?, shared.internal);
+        }
+        batch = shared_rules + &batch;
     }
     if !batch.is_empty() {
         rules::apply(&batch)?;
@@ -642,6 +685,11 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
         shared.leases.remove(&j.ip);
         shared.owners.remove(&j.id);
     }
+    if let Some((ip6, _, _)) = j.v6 {
+        if shared.leases6.get(&ip6) == Some(&j.id) {
+            shared.leases6.remove(&ip6);
+        }
+    }
     shared.ports.retain(|(id, _)| id != &j.id);
     shared.aliases.remove(&j.id);
     if shared.named {
@@ -652,7 +700,11 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
         if last {
             keep(rules::apply(&rules::remove_all(&j.bridge)));
         } else if !j.ports.is_empty() {
-            keep(rules::apply(&rules::remove_container(&j.bridge, &j.id)));
+            keep(rules::apply(&rules::remove_container(
+                &j.bridge,
+                &j.id,
+                j.v6.is_some(),
+            )));
         }
         for m in &j.ports {
             rules::flush_conntrack(m);
@@ -663,7 +715,20 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
                 keep(nl.del_link(&j.bridge).map(drop));
             }
             let legacy = shared.ip_forward_prev.as_deref();
-            keep(forwarding::off(&j.net_root, &j.bridge, legacy));
+            keep(forwarding::off(
+                &j.net_root,
+                &j.bridge,
+                &forwarding::IPV4,
+                legacy,
+            ));
+            if shared.subnet6.is_some() {
+                keep(forwarding::off(
+                    &j.net_root,
+                    &j.bridge,
+                    &forwarding::IPV6,
+                    None,
+                ));
+            }
         }
     }
     keep(if last {
@@ -685,6 +750,7 @@ pub fn describe(state_dir: &Path) -> Option<serde_json::Value> {
         "bridge": j.bridge,
         "ip": j.ip.to_string(),
         "gateway": j.gateway.to_string(),
+        "ip6": j.v6.map(|(ip, _, _)| ip.to_string()),
         "ports": j.ports.iter().map(Mapping::describe).collect::<Vec<_>>(),
     }))
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ipam::{Subnet, DEFAULT_SUBNET};
+use super::ipam::{Subnet, Subnet6, DEFAULT_SUBNET};
 use super::store::{self, Locked};
 use crate::error::{Context, Error, Result};
 
@@ -24,6 +24,9 @@ pub struct Network {
     pub name: String,
     pub bridge: String,
     pub subnet: String,
+    /// With `--ipv6`: its IPv6 subnet (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
     /// No way out: no outbound NAT, nothing forwarded off the bridge.
     #[serde(default)]
     pub internal: bool,
@@ -83,10 +86,27 @@ pub fn all(root: &Path) -> Vec<Network> {
         .collect()
 }
 
-/// Define network `name`: with `subnet`, or the first free 10.N.0.0/16
-/// above the default bridge's. A subnet another network or a route of the
-/// host covers is refused.
-pub fn create(root: &Path, name: &str, subnet: Option<&str>, internal: bool) -> Result<Network> {
+/// What `network create` asks for besides the name.
+#[derive(Debug, Default)]
+pub struct Asked<'a> {
+    pub subnet: Option<&'a str>,
+    /// Dual stack; implied by `subnet6`.
+    pub ipv6: bool,
+    pub subnet6: Option<&'a str>,
+    pub internal: bool,
+}
+
+/// Define network `name`: with the subnet asked for, or the first free
+/// 10.N.0.0/16 above the default bridge's (and with `ipv6`, the first free
+/// fd68:756c:6c00:N::/64, "hull" in the ULA range). A subnet another
+/// network or a route of the host covers is refused.
+pub fn create(root: &Path, name: &str, asked: Asked) -> Result<Network> {
+    let Asked {
+        subnet,
+        ipv6,
+        subnet6,
+        internal,
+    } = asked;
     check_name(name)?;
     let _lock = store::lock(&dir(root), ".defs")?;
     if load(root, name)?.is_some() {
@@ -125,10 +145,16 @@ pub fn create(root: &Path, name: &str, subnet: Option<&str>, internal: bool) -> 
                     .hint("give one with --subnet")
             })?,
     };
+    let subnet6 = if ipv6 || subnet6.is_some() {
+        Some(pick_subnet6(root, name, subnet6)?.to_string())
+    } else {
+        None
+    };
     let net = Network {
         name: name.to_string(),
         bridge: bridge_name(name),
         subnet: subnet.to_string(),
+        subnet6,
         internal,
         created: crate::time::rfc3339_now(),
     };
@@ -136,6 +162,36 @@ pub fn create(root: &Path, name: &str, subnet: Option<&str>, internal: bool) -> 
     std::fs::create_dir_all(&d).step_at("create network definitions dir", &d)?;
     crate::jsonfile::write(&d, &format!("{name}.json"), "network definition", &net)?;
     Ok(net)
+}
+
+/// The IPv6 subnet for a new network: `asked`, unless another network has
+/// it, or the first free fd68:756c:6c00:N::/64.
+fn pick_subnet6(root: &Path, name: &str, asked: Option<&str>) -> Result<Subnet6> {
+    let taken: Vec<(String, Subnet6)> = all(root)
+        .into_iter()
+        .filter_map(|n| Some((n.name, Subnet6::parse(n.subnet6.as_deref()?).ok()?)))
+        .collect();
+    let err = || Error::new(format!("network create {name}"));
+    if let Some(s) = asked {
+        let s = Subnet6::parse(s)?;
+        if let Some((who, _)) = taken.iter().find(|(_, t)| t.overlaps(&s)) {
+            return Err(err()
+                .detail(format!("subnet {s} overlaps network {who}"))
+                .hint("pick another --subnet6"));
+        }
+        return Ok(s);
+    }
+    (0..=u16::MAX)
+        .map(|n| Subnet6 {
+            net: std::net::Ipv6Addr::new(0xfd68, 0x756c, 0x6c00, n, 0, 0, 0, 0),
+            prefix: 64,
+        })
+        .find(|s| taken.iter().all(|(_, t)| !t.overlaps(s)))
+        .ok_or_else(|| {
+            err()
+                .detail("no free fd68:756c:6c00:N::/64")
+                .hint("give one with --subnet6")
+        })
 }
 
 /// The containers on the network of `bridge`, by id.

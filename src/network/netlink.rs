@@ -11,7 +11,7 @@
 //! the kernel's own reason ("kernel: Nexthop has invalid gateway").
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -53,6 +53,8 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 
@@ -316,25 +318,32 @@ impl Netlink {
             .map_err(|e| self.fail(format!("set {what} up"), e))
     }
 
-    /// Add `ip/prefix` to the link; an address already there is fine.
-    pub fn add_addr(&mut self, index: u32, ip: Ipv4Addr, prefix: u8, what: &str) -> Result<()> {
+    /// Add `ip/prefix` to the link; an address already there is fine. An
+    /// IPv6 one skips duplicate address detection: hull hands addresses
+    /// out, and DAD would keep it unusable for a second or more.
+    pub fn add_addr(&mut self, index: u32, ip: IpAddr, prefix: u8, what: &str) -> Result<()> {
         let mut msg = Msg::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-        msg.raw(&[AF_INET, prefix, 0, 0])
+        let (family, octets) = family_and_octets(ip);
+        msg.raw(&[family, prefix, 0, 0])
             .raw(&index.to_ne_bytes())
-            .attr(IFA_LOCAL, &ip.octets())
-            .attr(IFA_ADDRESS, &ip.octets());
+            .attr(IFA_LOCAL, &octets)
+            .attr(IFA_ADDRESS, &octets);
+        if ip.is_ipv6() {
+            msg.attr_u32(IFA_FLAGS, IFA_F_NODAD);
+        }
         match self.ack(msg) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(self.fail(format!("add address {ip}/{prefix} to {what}"), e)),
         }
     }
 
-    pub fn add_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<()> {
+    pub fn add_default_route(&mut self, gateway: IpAddr, index: u32) -> Result<()> {
         let mut msg = Msg::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let (family, octets) = family_and_octets(gateway);
         // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-        msg.raw(&[AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST])
+        msg.raw(&[family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST])
             .raw(&0u32.to_ne_bytes())
-            .attr(RTA_GATEWAY, &gateway.octets())
+            .attr(RTA_GATEWAY, &octets)
             .attr_u32(RTA_OIF, index);
         self.ack(msg)
             .map_err(|e| self.fail(format!("add default route via {gateway}"), e))
@@ -387,6 +396,13 @@ impl Netlink {
             Err(Errno::ENODEV) => Ok(false),
             Err(e) => Err(self.fail(format!("delete link {name}"), e)),
         }
+    }
+}
+
+fn family_and_octets(ip: IpAddr) -> (u8, Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => (AF_INET, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (libc::AF_INET6 as u8, v6.octets().to_vec()),
     }
 }
 
@@ -472,7 +488,8 @@ mod tests {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
             let mut nl = Netlink::open().ok()?;
             // lo is down and has no address: no gateway is reachable.
-            nl.add_default_route(Ipv4Addr::new(192, 0, 2, 1), 1).err()
+            nl.add_default_route(std::net::Ipv4Addr::new(192, 0, 2, 1).into(), 1)
+                .err()
         })
         .join()
         .unwrap();

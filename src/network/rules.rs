@@ -15,10 +15,10 @@
 //!   a chain that is already gone.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use super::ipam::Subnet;
+use super::ipam::{Subnet, Subnet6};
 use super::ports::{Mapping, Proto};
 use crate::error::{Context, Error, Result};
 
@@ -43,43 +43,90 @@ pub fn tag(id: &str) -> String {
 /// may reach through a host address, as in Docker. An `internal` network
 /// forwards nothing off its subnet, either way, and has no outbound NAT.
 pub fn shared(bridge: &str, subnet: &Subnet, internal: bool) -> String {
+    shared_in(Family::V4, bridge, &subnet.to_string(), internal)
+}
+
+/// The same for the `ip6` table of a dual-stack network (no loopback
+/// guard: IPv6 has no route_localnet, so hull publishes no [::1]).
+pub fn shared6(bridge: &str, subnet: &Subnet6, internal: bool) -> String {
+    shared_in(Family::V6, bridge, &subnet.to_string(), internal)
+}
+
+/// The nftables family of a table, which is also the keyword of its
+/// addresses (`ip daddr`, `ip6 daddr`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+fn shared_in(family: Family, bridge: &str, subnet: &str, internal: bool) -> String {
+    let f = family.word();
     let t = table(bridge);
     let c = format!("comment \"hull:bridge:{bridge}\"");
     let default = super::DEFAULT_BRIDGE;
-    let mut forward = String::new();
-    if internal {
-        forward = format!(
-            "add rule ip {t} forward iifname \"{bridge}\" ip daddr != {subnet} drop {c}
-add rule ip {t} forward oifname \"{bridge}\" ip saddr != {subnet} drop {c}
+    let mut out = format!("add table {f} {t}\n");
+    if family == Family::V4 {
+        out += &format!(
+            "add chain ip {t} guard {{ type filter hook prerouting priority -300; }}
+flush chain ip {t} guard
+add rule ip {t} guard iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop {c}
 "
         );
     }
-    forward += &format!(
-        "add rule ip {t} forward iifname \"{bridge}\" ct status dnat accept {c}
-add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"hn-*\" drop {c}
-add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"{default}\" drop {c}
+    out += &format!(
+        "add chain {f} {t} forward {{ type filter hook forward priority 0; }}
+flush chain {f} {t} forward
 "
     );
-    let outbound = if internal {
-        String::new()
-    } else {
-        format!("add rule ip {t} postrouting ip saddr {subnet} oifname != \"{bridge}\" masquerade {c}\n")
-    };
-    format!(
-        "add table ip {t}
-add chain ip {t} guard {{ type filter hook prerouting priority -300; }}
-flush chain ip {t} guard
-add rule ip {t} guard iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop {c}
-add chain ip {t} forward {{ type filter hook forward priority 0; }}
-flush chain ip {t} forward
-{forward}add rule ip {t} forward iifname \"{bridge}\" accept {c}
-add rule ip {t} forward oifname \"{bridge}\" accept {c}
-add chain ip {t} postrouting {{ type nat hook postrouting priority 100; }}
-flush chain ip {t} postrouting
-{outbound}add rule ip {t} postrouting ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade {c}
-add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade {c}
+    if internal {
+        out += &format!(
+            "add rule {f} {t} forward iifname \"{bridge}\" {f} daddr != {subnet} drop {c}
+add rule {f} {t} forward oifname \"{bridge}\" {f} saddr != {subnet} drop {c}
 "
-    )
+        );
+    }
+    out += &format!(
+        "add rule {f} {t} forward iifname \"{bridge}\" ct status dnat accept {c}
+add rule {f} {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"hn-*\" drop {c}
+add rule {f} {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" oifname \"{default}\" drop {c}
+add rule {f} {t} forward iifname \"{bridge}\" accept {c}
+add rule {f} {t} forward oifname \"{bridge}\" accept {c}
+add chain {f} {t} postrouting {{ type nat hook postrouting priority 100; }}
+flush chain {f} {t} postrouting
+"
+    );
+    if !internal {
+        out += &format!(
+            "add rule {f} {t} postrouting {f} saddr {subnet} oifname != \"{bridge}\" masquerade {c}\n"
+        );
+    }
+    out += &format!(
+        "add rule {f} {t} postrouting ct status dnat {f} saddr {subnet} oifname \"{bridge}\" masquerade {c}\n"
+    );
+    if family == Family::V4 {
+        out += &format!(
+            "add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade {c}\n"
+        );
+    }
+    out
 }
 
 pub(super) fn chains(id: &str) -> [(String, &'static str); 2] {
@@ -90,26 +137,38 @@ pub(super) fn chains(id: &str) -> [(String, &'static str); 2] {
     ]
 }
 
-/// The DNAT rules of one container, in its own chains.
-pub fn container(bridge: &str, id: &str, ip: Ipv4Addr, ports: &[Mapping]) -> String {
+/// The DNAT rules of one container to its address `ip`, in its own chains
+/// of the table of that address's family. Over IPv6 a mapping bound to an
+/// IPv4 host address, and a shifted range (its port map), are left out:
+/// they are IPv4's.
+pub fn container(bridge: &str, id: &str, ip: IpAddr, ports: &[Mapping]) -> String {
+    let family = Family::of(ip);
+    let f = family.word();
     let t = table(bridge);
     let tag = tag(id);
+    let ports: Vec<&Mapping> = ports
+        .iter()
+        .filter(|m| {
+            family == Family::V4
+                || (m.host_ip.is_none() && (m.span == 1 || m.host_port == m.container_port))
+        })
+        .collect();
     let mut out = String::new();
     if ports.is_empty() {
         return out;
     }
     for (chain, hook) in chains(id) {
         out.push_str(&format!(
-            "add chain ip {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
+            "add chain {f} {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
         ));
-        for m in ports {
+        for m in &ports {
             let dst = match m.host_ip {
                 Some(hip) => format!("ip daddr {hip}"),
                 None => "fib daddr type local".to_string(),
             };
             let proto = m.proto.as_str();
             out.push_str(&format!(
-                "add rule ip {t} {chain} {dst} {proto} dport {} dnat to {} comment \"{tag}\"\n",
+                "add rule {f} {t} {chain} {dst} {proto} dport {} dnat to {} comment \"{tag}\"\n",
                 m.host_ports(),
                 dnat_target(ip, m)
             ));
@@ -120,9 +179,13 @@ pub fn container(bridge: &str, id: &str, ip: Ipv4Addr, ports: &[Mapping]) -> Str
 
 /// Where a mapping's packets go: one rule for a whole range. Equal ports
 /// keep their port; shifted ones are looked up in a map built with the rule.
-fn dnat_target(ip: Ipv4Addr, m: &Mapping) -> String {
+fn dnat_target(ip: IpAddr, m: &Mapping) -> String {
+    let addr = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
     if m.span == 1 {
-        return format!("{ip}:{}", m.container_port);
+        return format!("{addr}:{}", m.container_port);
     }
     if m.host_port == m.container_port {
         return ip.to_string();
@@ -137,16 +200,21 @@ fn dnat_target(ip: Ipv4Addr, m: &Mapping) -> String {
     )
 }
 
-/// Remove the chains of one container, whether or not they exist.
-pub fn remove_container(bridge: &str, id: &str) -> String {
+/// Remove the chains of one container (in the `ip6` table too for a
+/// dual-stack one), whether or not they exist.
+pub fn remove_container(bridge: &str, id: &str, v6: bool) -> String {
     let t = table(bridge);
-    let mut out = format!("add table ip {t}\n");
-    for (chain, hook) in chains(id) {
-        out.push_str(&format!(
-            "add chain ip {t} {chain} {{ type nat hook {hook} priority -100; }}\n\
-             flush chain ip {t} {chain}\n\
-             delete chain ip {t} {chain}\n"
-        ));
+    let families: &[&str] = if v6 { &["ip", "ip6"] } else { &["ip"] };
+    let mut out = String::new();
+    for f in families {
+        out.push_str(&format!("add table {f} {t}\n"));
+        for (chain, hook) in chains(id) {
+            out.push_str(&format!(
+                "add chain {f} {t} {chain} {{ type nat hook {hook} priority -100; }}\n\
+                 flush chain {f} {t} {chain}\n\
+                 delete chain {f} {t} {chain}\n"
+            ));
+        }
     }
     out
 }
@@ -154,7 +222,7 @@ pub fn remove_container(bridge: &str, id: &str) -> String {
 /// Remove the whole table of a bridge (its last container is gone).
 pub fn remove_all(bridge: &str) -> String {
     let t = table(bridge);
-    format!("add table ip {t}\ndelete table ip {t}\n")
+    format!("add table ip {t}\ndelete table ip {t}\nadd table ip6 {t}\ndelete table ip6 {t}\n")
 }
 
 /// Delete chains of the bridge's table by name (`gc`: chains no lease
@@ -253,37 +321,60 @@ pub fn flush_conntrack(m: &Mapping) {
 mod tests {
     use super::*;
     use crate::network::ports;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn container_rules_are_tagged_and_in_own_chains() {
         let p = ports::parse_all(["18080:80", "127.0.0.1:5353:53/udp"]).unwrap();
-        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &p);
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2).into(), &p);
         let rules: Vec<&str> = b.lines().filter(|l| l.starts_with("add rule")).collect();
         assert_eq!(rules.len(), 4);
         assert!(rules.iter().all(|r| r.ends_with("comment \"hull:web\"")));
         assert!(b.contains("fib daddr type local tcp dport 18080 dnat to 10.89.0.2:80"));
         assert!(b.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.89.0.2:53"));
         assert!(b.contains("type nat hook output"));
-        assert_eq!(container("hull0", "web", Ipv4Addr::LOCALHOST, &[]), "");
+        assert_eq!(
+            container("hull0", "web", Ipv4Addr::LOCALHOST.into(), &[]),
+            ""
+        );
         let same = ports::parse_all(["1-1024:1-1024/udp"]).unwrap();
-        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &same);
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2).into(), &same);
         assert_eq!(b.lines().filter(|l| l.starts_with("add rule")).count(), 2);
         assert!(
             b.contains("udp dport 1-1024 dnat to 10.89.0.2 comment"),
             "{b}"
         );
         let shifted = ports::parse_all(["8080-8081:80-81"]).unwrap();
-        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2), &shifted);
+        let b = container("hull0", "web", Ipv4Addr::new(10, 89, 0, 2).into(), &shifted);
         assert!(
             b.contains(
                 "tcp dport 8080-8081 dnat to 10.89.0.2 : tcp dport map { 8080 : 80, 8081 : 81 }"
             ),
             "{b}"
         );
-        let r = remove_container("hull0", "web");
+        let r = remove_container("hull0", "web", false);
         for (chain, _) in chains("web") {
             assert!(r.contains(&format!("delete chain ip hull-hull0 {chain}")));
         }
+        assert!(!r.contains("ip6"), "{r}");
+        let r = remove_container("hull0", "web", true);
+        assert!(r.contains("delete chain ip6 hull-hull0"), "{r}");
+        // Over IPv6: in the ip6 table, bracketed, without what is IPv4's
+        // (a v4 host address, a shifted range).
+        let ip6: IpAddr = "fd68:756c:6c00::2".parse::<Ipv6Addr>().unwrap().into();
+        let mixed =
+            ports::parse_all(["18080:80", "127.0.0.1:5353:53/udp", "8080-8081:80-81"]).unwrap();
+        let b = container("hn-x", "web", ip6, &mixed);
+        assert!(b.contains("add rule ip6 hull-hn-x"), "{b}");
+        assert!(
+            b.contains("tcp dport 18080 dnat to [fd68:756c:6c00::2]:80"),
+            "{b}"
+        );
+        assert_eq!(
+            b.lines().filter(|l| l.starts_with("add rule")).count(),
+            2,
+            "{b}"
+        );
         assert_ne!(chains("web")[0].0, chains("web2")[0].0);
     }
 

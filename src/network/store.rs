@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -47,6 +47,12 @@ pub struct Shared {
     /// The network is internal (no way out).
     #[serde(default)]
     pub internal: bool,
+    /// The bridge's IPv6 subnet (a named network with `--ipv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// IPv6 address → container id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub leases6: BTreeMap<Ipv6Addr, String>,
     /// Container id → the other names it answers to (`--network-alias`).
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,

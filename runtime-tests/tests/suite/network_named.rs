@@ -6,11 +6,15 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::util::sh;
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 
 use super::network::{all_gone, create_refused, ip_of, topo, web_config, Topo, HOST_IP};
 
-pub const TESTS: &[Test] = &[t("net_named_networks", Kind::HullOnly, named_networks)];
+pub const TESTS: &[Test] = &[
+    t("net_named_networks", Kind::HullOnly, named_networks),
+    t("net_named_ipv6", Kind::HullOnly, named_ipv6),
+];
 
 /// One GET with busybox wget from inside container `id` (3 s at most).
 fn get_from(t: &Topo, c: &Ctx, id: &str, url: &str) -> Output {
@@ -165,5 +169,97 @@ fn named_networks(c: &Ctx) -> TestResult {
         .filter(|l| l.starts_with("hn-"))
         .collect();
     ensure!(left.is_empty(), "network bridges left: {left:?}");
+    all_gone(&t)
+}
+
+/// A dual-stack network: containers get an address of its IPv6 subnet
+/// (named in each other's /etc/hosts) and a default route, reach each other
+/// over IPv6, and a published port answers on the host's IPv6 address from
+/// another namespace; everything goes with the last container, the IPv6
+/// forwarding switch back to what it was.
+fn named_ipv6(c: &Ctx) -> TestResult {
+    let t = topo(c)?;
+    for (ns, dev, ip) in [
+        (&t.host, "veth0", "2001:db8::1/64"),
+        (&t.client, "veth1", "2001:db8::2/64"),
+    ] {
+        sh("ip", &["-n", ns, "addr", "add", ip, "dev", dev, "nodad"])?;
+    }
+    let forwarding = || {
+        let out = t.run_in(&t.host, &["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = forwarding();
+    t.hull(c, &["network", "create", "--ipv6", "v6net"]).ok()?;
+    let inspect = t.hull(c, &["network", "inspect", "v6net"]).ok()?.stdout;
+    let inspect: serde_json::Value = serde_json::from_str(&inspect)?;
+    let subnet6 = inspect[0]["Subnet6"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(
+        subnet6 == "fd68:756c:6c00::/64",
+        "network inspect v6net: {inspect}"
+    );
+    let out = t
+        .hull(
+            c,
+            &[
+                "network",
+                "create",
+                "--subnet6",
+                "fd68:756c:6c00::/80",
+                "clash6",
+            ],
+        )
+        .code(1)?;
+    ensure!(
+        out.stderr.contains("overlaps") && out.stderr.trim().lines().count() == 1,
+        "an IPv6 subnet inside v6net's: {}",
+        out.stderr
+    );
+
+    let db = t.start(
+        c,
+        &web_config(c)?,
+        &["--network", "v6net", "-p", "18089:80"],
+    )?;
+    let client = t.start(c, &config(&["sleep", "120"]), &["--network", "v6net"])?;
+    let state = t.hull(c, &["state", &db]).ok()?.stdout;
+    let state: serde_json::Value = serde_json::from_str(&state)?;
+    let ip6 = state["network"]["ip6"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(
+        ip6.starts_with("fd68:756c:6c00::"),
+        "state of {db}: {state}"
+    );
+    let hosts = hosts_of(&t, c, &client)?;
+    ensure!(
+        hosts.contains(&format!("{ip6}\t{db}")),
+        "{client}'s /etc/hosts lacks {db}'s IPv6 address: {hosts}"
+    );
+    let page = get_eventually(&t, c, &client, &format!("http://[{ip6}]/"))?;
+    ensure!(page == "hello from hull\n", "over IPv6: {page:?}");
+    let page = t.get(&t.client, "http://[2001:db8::1]:18089/")?;
+    ensure!(
+        page == "hello from hull\n",
+        "published port over IPv6: {page:?}"
+    );
+    ensure!(
+        forwarding() == "1",
+        "IPv6 forwarding is off with a dual-stack network"
+    );
+
+    for id in [&db, &client] {
+        t.hull(c, &["delete", "--force", id]).ok()?;
+    }
+    t.hull(c, &["network", "rm", "v6net"]).ok()?;
+    ensure!(
+        forwarding() == before,
+        "IPv6 forwarding {} after the network went, {before} before",
+        forwarding()
+    );
     all_gone(&t)
 }

@@ -112,7 +112,12 @@ pub fn nftables() -> Line {
     // A single port and a shifted range: both rule shapes hull writes.
     let publish = ports::parse_all(["8080:80", "9000-9001:90-91"]).expect("fixed specs parse");
     let batch = rules::shared("hullcheck0", &subnet, false)
-        + &rules::container("hullcheck0", "check", Ipv4Addr::new(10, 89, 0, 2), &publish);
+        + &rules::container(
+            "hullcheck0",
+            "check",
+            Ipv4Addr::new(10, 89, 0, 2).into(),
+            &publish,
+        );
     if let Err(e) = rules::dry_run(&batch) {
         return Line::warn(
             "nftables",
