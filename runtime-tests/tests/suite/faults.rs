@@ -290,7 +290,12 @@ impl<'a> Rig<'a> {
             );
         }
         if others == 0 {
-            ensure!(!links.contains("hull0"), "bridge left: {links}");
+            ensure!(
+                !links.contains("hull0") && !links.contains(": hn-"),
+                "bridge left: {links}"
+            );
+            let fwd6 = self.run_in(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]);
+            ensure!(fwd6.trim() == "0", "IPv6 forwarding left at {fwd6}");
             ensure!(!rules.contains("hull"), "hull's table left: {rules}");
             ensure!(!store.exists(), "lease store left: {leases}");
             let fwd = self.run_in(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
@@ -433,6 +438,37 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
             }),
         });
     }
+
+    // a named dual-stack network: its own bridge, an ip6 table, IPv6
+    // forwarding, /etc/hosts peers; the network itself stays
+    let rig = Rig::new(c, true)?;
+    rig.hull(&["network", "create", "--ipv6", "fwnet"]).ok()?;
+    let m = marker("named-v6");
+    let b = c.bundle(&marked(&["sleep", "60"], &m))?;
+    out.push(Scenario {
+        name: "named-v6",
+        marker: m,
+        rig,
+        others: 0,
+        others_marker: String::new(),
+        cmds: Box::new(move |id| {
+            let b = b.to_string_lossy();
+            vec![
+                argv(&[
+                    "create",
+                    "-b",
+                    &b,
+                    "--network",
+                    "fwnet",
+                    "-p",
+                    "18082:80",
+                    id,
+                ]),
+                argv(&["start", id]),
+                argv(&["delete", "--force", id]),
+            ]
+        }),
+    });
     Ok(out)
 }
 
