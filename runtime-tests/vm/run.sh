@@ -119,7 +119,7 @@ fi
 # module's .modinfo), in load order. crc32c_generic: libcrc32c asks the
 # crypto API for crc32c at load time, and the guest has no modprobe to fetch it.
 WANT=(crc32c_generic overlay veth bridge nf_tables nft_chain_nat nft_nat nft_masq nft_ct
-  nft_fib_ipv4 nf_conntrack_netlink)
+  nft_fib_ipv4 nft_fib_ipv6 nf_conntrack_netlink)
 declare -A KO=()
 while IFS= read -r f; do
   n=$(basename "$f" .ko)
