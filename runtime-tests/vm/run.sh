@@ -9,7 +9,9 @@
 # Environment: VM_RUNTIMES (default "hull runc"), VM_TIMEOUT (seconds for the
 # whole boot, default 1500), VM_MEM (MiB, default 2048), VM_GUARD_SCALE (the
 # suite's hang guards times this, default 6), VM_APPEND (extra kernel
-# arguments), CARGO.
+# arguments), VM_FAILPOINTS=1 (also put the failpoints build, `make
+# build-failpoints`, in the guest: the fault walk and the gc tests run; off
+# by default for time), CARGO.
 #
 # The rule: the lane fails when hull's run fails (a FAIL line, or no summary
 # because the VM died or timed out). runc is the reference and never fails
@@ -168,6 +170,13 @@ put() {
 }
 put "$ROOT/target/release/hull" /bin/hull
 put "$SUITE" /bin/suite
+FP_ENV=
+if [ "${VM_FAILPOINTS:-}" = 1 ]; then
+  [ -x "$ROOT/target/failpoints/release/hull" ] ||
+    { echo "test-cgroupv2: VM_FAILPOINTS=1 needs make build-failpoints" >&2; exit 1; }
+  put "$ROOT/target/failpoints/release/hull" /bin/hull-failpoints
+  FP_ENV="HULL_FAILPOINTS=/bin/hull-failpoints"
+fi
 # Each tool where PATH finds it here (tests name some by absolute path).
 for t in "${TOOLS[@]}"; do
   p=$(command -v "$t")
@@ -212,7 +221,7 @@ for m in \$(cat /lib/modules/hull/order); do
   insmod /lib/modules/hull/\$m.ko || echo "VM-INFO: insmod \$m failed"
 done
 echo "VM-INFO: kernel \$(uname -r); cgroup.controllers: \$(cat /sys/fs/cgroup/cgroup.controllers); \$(nproc) cpus, \$(free -m | awk '/Mem:/{print \$2}') MiB"
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp HOME=/root HULL_RT_GUARD_SCALE=$GUARD_SCALE HULL_RT_TIMES=1
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp HOME=/root HULL_RT_GUARD_SCALE=$GUARD_SCALE HULL_RT_TIMES=1 $FP_ENV
 # The runtimes' suites run side by side (each on its own suite root, temp
 # dir, container ids and netns names): runc's suite is the long one, and the
 # two together keep both vCPUs busy. Every line goes out as one write,

@@ -154,7 +154,7 @@ fn inventory(c: &Container) -> Result<Vec<String>> {
             .filter(|p| p.exists())
             .for_each(|p| lines.push(format!("{} {}", storage_kind(&j, p), p.display())));
     }
-    if let Some(j) = crate::network::Journal::read(&c.dir)? {
+    for j in crate::network::Journal::read_all(&c.dir)? {
         lines.extend(crate::network::gc::inventory(&j)?);
     }
     Ok(lines)

@@ -17,10 +17,12 @@ pub struct NetworkArgs {
     /// Network mode: "bridge" (veth on a host bridge, an address, NAT),
     /// "none" (a network namespace of its own, loopback only), "host" (the
     /// caller's network namespace), or the name of a network made with
-    /// `hull network create`; without it the container gets runc's
+    /// `hull network create`; repeatable to join several networks (bridge
+    /// or names: the first gets eth0, the default route and the published
+    /// ports, the others eth1, ...); without it the container gets runc's
     /// behaviour (config.json's linux.namespaces)
     #[arg(long, value_name = "MODE")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Publish a port: [[HOSTIP:]HOSTPORT:]CTRPORT[/tcp|/udp], ranges as
     /// 8080-8082:80-82; no host port (80, 127.0.0.1::80): hull picks a free
     /// one (see `hull port ID`); repeatable; implies --network bridge
@@ -51,7 +53,7 @@ pub struct NetworkArgs {
 impl NetworkArgs {
     pub fn extras(&self) -> Extras {
         Extras {
-            mode: self.network.clone(),
+            mode: (!self.network.is_empty()).then(|| self.network.join(",")),
             publish: self.publish.clone(),
             publish_all: self.publish_all,
             expose: self.expose.clone(),

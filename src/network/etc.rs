@@ -4,12 +4,13 @@
 //! rootfs (a bundle mount of the same path wins).
 //!
 //! On a named network every container's /etc/hosts also names the others
-//! (id and aliases), below a marker line: `refresh_peers` rewrites that part
-//! in each of them, under the network's store lock, as containers come and
-//! go. In place, not by rename: the file is bind-mounted, and a rename would
-//! leave the container looking at the old inode.
+//! (id and aliases), in a part of its own per network, below a marker line
+//! naming the network's bridge: `refresh_peers` rewrites that part in each
+//! of them, under the network's store lock, as containers come and go. In
+//! place, not by rename: the file is bind-mounted, and a rename would leave
+//! the container looking at the old inode.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::MountBuilder;
@@ -22,7 +23,13 @@ use crate::state::Container;
 use super::store::Shared;
 
 const HOST_RESOLV: &str = "/etc/resolv.conf";
-const PEERS_MARKER: &str = "# the other containers of the network (hull rewrites what follows)\n";
+/// Begins each network's part; the bridge's name and "(hull rewrites this
+/// part)" follow.
+const PEERS_MARKER: &str = "# the other containers of network ";
+
+fn marker(bridge: &str) -> String {
+    format!("{PEERS_MARKER}{bridge} (hull rewrites this part)\n")
+}
 
 /// A name /etc/hosts can hold: RFC 1123 labels.
 pub fn is_host_name(name: &str) -> bool {
@@ -37,13 +44,13 @@ pub fn is_host_name(name: &str) -> bool {
         })
 }
 
-/// The /etc/hosts lines naming every container of `shared`'s network but
-/// `id`: nothing unless it is a named network.
-pub fn peers(shared: &Shared, id: &str) -> String {
+/// The /etc/hosts part naming every container of `shared`'s network (on
+/// `bridge`) but `id`: nothing unless it is a named network.
+pub fn peers(shared: &Shared, bridge: &str, id: &str) -> String {
     if !shared.named {
         return String::new();
     }
-    let mut out = String::from(PEERS_MARKER);
+    let mut out = marker(bridge);
     let v4 = shared.leases.iter().map(|(ip, p)| (IpAddr::from(*ip), p));
     let v6 = shared.leases6.iter().map(|(ip, p)| (IpAddr::from(*ip), p));
     for (ip, peer) in v4.chain(v6).filter(|(_, p)| *p != id) {
@@ -56,21 +63,31 @@ pub fn peers(shared: &Shared, id: &str) -> String {
     out
 }
 
-/// Rewrite the peer lines of every container of the network but `except`
-/// (a container that joins has its own written whole; one that leaves is
-/// gone). A container without hull's /etc/hosts (a bundle mount of its
-/// own) is left alone; so is a file that cannot be written, which only
-/// costs that container a name.
-pub fn refresh_peers(shared: &Shared, except: &str) {
+/// Rewrite the part of network `bridge` in the /etc/hosts of its every
+/// container but `except` (a container that joins has its own written
+/// whole; one that leaves is gone). A container without hull's /etc/hosts
+/// (a bundle mount of its own) is left alone; so is a file that cannot be
+/// written, which only costs that container a name.
+pub fn refresh_peers(shared: &Shared, bridge: &str, except: &str) {
+    let marker = marker(bridge);
     for (id, dir) in shared.owners.iter().filter(|(id, _)| *id != except) {
         let path = dir.join("hosts");
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        let Some(at) = text.find(PEERS_MARKER) else {
+        let Some(at) = text.find(&marker) else {
             continue;
         };
-        let new = format!("{}{}", &text[..at], peers(shared, id));
+        // The part ends where another network's begins.
+        let end = text[at + marker.len()..]
+            .find(PEERS_MARKER)
+            .map_or(text.len(), |n| at + marker.len() + n);
+        let new = format!(
+            "{}{}{}",
+            &text[..at],
+            peers(shared, bridge, id),
+            &text[end..]
+        );
         let _ = std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
@@ -79,11 +96,12 @@ pub fn refresh_peers(shared: &Shared, except: &str) {
     }
 }
 
+/// Write the container's files (`own`: its addresses, `peers`: the parts of
+/// its named networks) and bind them over the image's.
 pub fn write(
     bundle: &mut Bundle,
     container: &Container,
-    ip: Ipv4Addr,
-    ip6: Option<Ipv6Addr>,
+    own: &[IpAddr],
     peers: &str,
 ) -> Result<()> {
     let id = &container.record.id;
@@ -94,14 +112,12 @@ pub fn write(
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| id.chars().take(63).collect());
     let host_resolv = crate::process::passwd::read_regular(Path::new(HOST_RESOLV));
-    let own6 = ip6
-        .map(|ip6| format!("{ip6}\t{name}\n"))
-        .unwrap_or_default();
+    let own: String = own.iter().map(|ip| format!("{ip}\t{name}\n")).collect();
     let files = [
         (
             "hosts",
             format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{name}\n{own6}{peers}"
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}{peers}"
             ),
         ),
         ("hostname", format!("{name}\n")),
@@ -164,6 +180,7 @@ fn resolv_conf(host: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn peers_of_a_named_network() {
@@ -175,15 +192,19 @@ mod tests {
             .leases
             .insert(Ipv4Addr::new(10, 90, 0, 3), "db".into());
         shared.aliases.insert("db".into(), vec!["postgres".into()]);
-        assert_eq!(peers(&shared, "web"), "", "the default bridge names nobody");
+        assert_eq!(
+            peers(&shared, "hull0", "web"),
+            "",
+            "the default bridge names nobody"
+        );
         shared.named = true;
         assert_eq!(
-            peers(&shared, "web"),
-            format!("{PEERS_MARKER}10.90.0.3\tdb postgres\n")
+            peers(&shared, "hn-a", "web"),
+            format!("{}10.90.0.3\tdb postgres\n", marker("hn-a"))
         );
         assert_eq!(
-            peers(&shared, "db"),
-            format!("{PEERS_MARKER}10.90.0.2\tweb\n")
+            peers(&shared, "hn-a", "db"),
+            format!("{}10.90.0.2\tweb\n", marker("hn-a"))
         );
         assert!(is_host_name("db") && is_host_name("a-b.example"));
         assert!(!is_host_name("-x") && !is_host_name("a b") && !is_host_name(""));
@@ -197,5 +218,46 @@ mod tests {
             "# generated\nnameserver 192.0.2.53\nsearch example.org\noptions edns0\n"
         );
         assert_eq!(resolv_conf(None), "");
+    }
+
+    /// A container on two networks: the refresh of one network's part
+    /// leaves the other's and the lines above alone.
+    #[test]
+    fn refresh_rewrites_one_network_part() {
+        let dir = std::env::temp_dir().join(format!("hull-etc-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let net = |peer: &str, ip: [u8; 4]| {
+            let mut s = Shared {
+                named: true,
+                ..Default::default()
+            };
+            s.leases.insert(Ipv4Addr::from(ip), peer.into());
+            s.leases.insert(Ipv4Addr::new(10, 99, 0, 9), "me".into());
+            s.owners.insert("me".into(), dir.clone());
+            s
+        };
+        let (mut a, mut b) = (net("x", [10, 90, 0, 2]), net("y", [10, 91, 0, 2]));
+        let head = "127.0.0.1\tlocalhost\n10.90.0.9\tme\n";
+        let hosts = format!(
+            "{head}{}{}",
+            peers(&a, "hn-a", "me"),
+            peers(&b, "hn-b", "me")
+        );
+        std::fs::write(dir.join("hosts"), &hosts).unwrap();
+        a.leases.remove(&Ipv4Addr::new(10, 90, 0, 2));
+        refresh_peers(&a, "hn-a", "nobody");
+        b.leases.insert(Ipv4Addr::new(10, 91, 0, 3), "z".into());
+        refresh_peers(&b, "hn-b", "nobody");
+        let after = std::fs::read_to_string(dir.join("hosts")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            after,
+            format!(
+                "{head}{}{}",
+                peers(&a, "hn-a", "me"),
+                peers(&b, "hn-b", "me")
+            )
+        );
+        assert!(!after.contains("\tx\n") && after.contains("10.91.0.2\ty\n10.91.0.3\tz\n"));
     }
 }

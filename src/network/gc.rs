@@ -57,9 +57,21 @@ impl Found {
     }
 }
 
-/// The host end of container `id`'s veth pair.
-pub fn veth_name(id: &str) -> String {
-    format!("hv{:08x}", super::hash(id) as u32)
+/// The host end of container `id`'s veth pair on `bridge`: named after the
+/// id alone on its first network, after id and bridge on any other.
+pub fn veth_name(id: &str, first: bool, bridge: &str) -> String {
+    let h = if first {
+        super::hash(id)
+    } else {
+        super::hash(&format!("{id}@{bridge}"))
+    };
+    format!("hv{:08x}", h as u32)
+}
+
+/// The names container `id`'s veth on `bridge` can have: gc sees one
+/// bridge at a time and cannot tell whether it was the first network.
+fn veth_names(id: &str, bridge: &str) -> [String; 2] {
+    [veth_name(id, true, bridge), veth_name(id, false, bridge)]
 }
 
 /// Run `f` in a thread inside the network namespace `id`: None when that
@@ -123,9 +135,10 @@ pub fn inventory(j: &Journal) -> Result<Vec<String>> {
 /// The veth and chains of container `id` that `seen` holds.
 fn objects_of(id: &str, bridge: &str, seen: &Seen) -> Vec<String> {
     let mut lines = Vec::new();
-    let veth = veth_name(id);
-    if seen.veths.contains(&veth) {
-        lines.push(format!("veth {veth}"));
+    for veth in veth_names(id, bridge) {
+        if seen.veths.contains(&veth) {
+            lines.push(format!("veth {veth}"));
+        }
     }
     let chains: Vec<String> = rules::chains(id)
         .into_iter()
@@ -188,7 +201,11 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
 
     // Strays first: the release of the last lease takes the table with it.
     if let Some(seen) = &seen {
-        let veths: BTreeSet<String> = shared.leases.values().map(|id| veth_name(id)).collect();
+        let veths: BTreeSet<String> = shared
+            .leases
+            .values()
+            .flat_map(|id| veth_names(id, bridge))
+            .collect();
         let names: Vec<String> = seen
             .veths
             .iter()
@@ -255,11 +272,19 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
         ip,
         prefix: subnet.prefix,
         gateway: subnet.gateway(),
+        // The one on the bridge (either is fine when none is left).
         veth: if id.is_empty() {
             String::new()
         } else {
-            veth_name(id)
+            let [first, other] = veth_names(id, bridge);
+            let on_bridge = seen.as_ref().is_some_and(|s| s.veths.contains(&other));
+            if on_bridge {
+                other
+            } else {
+                first
+            }
         },
+        dev: String::new(),
         ports: shared
             .ports
             .iter()

@@ -7,14 +7,19 @@
 //! A plain bundle pays nothing: `Config::from_spec` finds no annotation and
 //! every entry point returns at once, with no file written.
 //!
+//! A container may join several networks (config.rs): each is one entry of
+//! the journal and one pass of what follows; the first network's device is
+//! eth0 and has the default routes and the published ports.
+//!
 //! Order on create (each object is in a journal before it exists):
-//! 1. `prepare` (before the init is cloned): under the store lock, check the
-//!    host ports, journal `<state dir>/network.json`, then take the lease
+//! 1. `prepare` (before the init is cloned): under the store locks, check
+//!    the host ports, journal `<state dir>/network.json`, then take the lease
 //!    and record the ports; write hosts/hostname and bind them in the spec.
 //! 2. `attach` (once the init is ready, before `create` returns): bridge
 //!    (recorded as made by hull first), sysctls (previous values recorded
-//!    first), the veth pair with `eth0` made directly in the container's
-//!    namespace, address and routes there, then one nftables batch.
+//!    first), the veth pair with `eth0` (`eth1`, ...) made directly in the
+//!    container's namespace, address and routes there, then one nftables
+//!    batch.
 //!
 //! `cleanup` (from `create::destroy`: failed creates, `delete`, `delete
 //! --force` after a crash) undoes whatever exists and ignores the rest. It
@@ -28,6 +33,7 @@
 //! `dev.hull.ports: "8080:80,127.0.0.1:5353:53/udp"`,
 //! `dev.hull.network.subnet: "10.89.0.0/16"`, `dev.hull.network.bridge`.
 
+mod config;
 mod etc;
 mod forwarding;
 pub mod gc;
@@ -39,14 +45,13 @@ pub mod rules;
 mod store;
 
 use std::fs::File;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
@@ -57,6 +62,8 @@ use ipam::{Subnet, Subnet6};
 use netlink::Netlink;
 use ports::Mapping;
 use store::{Locked, Shared};
+
+pub use config::{merge_cli, Config, Extras};
 
 pub const ANN_NETWORK: &str = "dev.hull.network";
 pub const ANN_PORTS: &str = "dev.hull.ports";
@@ -77,46 +84,12 @@ pub const DEFAULT_NET_ROOT: &str = "/run/hull-net";
 /// Overrides the default network state dir (for tests and private setups).
 pub const ENV_NET_ROOT: &str = "HULL_NET_ROOT";
 const JOURNAL: &str = "network.json";
-const PEER: &str = "eth0";
 
 static NET_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
-/// The network extras of `create`/`run`, as given on the command line.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Extras {
-    pub mode: Option<String>,
-    pub publish: Vec<String>,
-    #[serde(default)]
-    pub publish_all: bool,
-    #[serde(default)]
-    pub expose: Vec<String>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    pub subnet: Option<String>,
-    pub bridge: Option<String>,
-    pub net_root: Option<PathBuf>,
-    /// The address to take again if it is free (`restart`).
-    pub address: Option<Ipv4Addr>,
-}
-
-/// What a bundle asks for, from its annotations.
-#[derive(Debug)]
-pub struct Config {
-    pub bridge: String,
-    pub subnet: Subnet,
-    /// The subnet was asked for (not the default): it must match the bridge's.
-    pub subnet_given: bool,
-    pub ports: Vec<Mapping>,
-    pub address: Option<Ipv4Addr>,
-    /// A named network (`network create`): its containers find each other
-    /// by name, and it is isolated from every other hull network.
-    pub named: Option<named::Network>,
-    /// Other names the container answers to on a named network.
-    pub aliases: Vec<String>,
-}
-
-/// The container's record of its network objects: `<state dir>/network.json`.
+/// The container's record of its network objects on one network; the
+/// journal file, `<state dir>/network.json`, holds one per network joined,
+/// the first network's first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Journal {
@@ -131,19 +104,68 @@ pub struct Journal {
     pub gateway: Ipv4Addr,
     /// Host end of the veth pair.
     pub veth: String,
+    /// Its end in the container: eth0 on the first network, eth1, ... on
+    /// the others.
+    #[serde(default = "first_dev")]
+    pub dev: String,
     pub ports: Vec<Mapping>,
     /// The IPv6 side of a dual-stack network: address, prefix, gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
+fn first_dev() -> String {
+    "eth0".to_string()
+}
+
+/// The journal file: a list, or one record as hull wrote it before a
+/// container could join several networks.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JournalFile {
+    All(Vec<Journal>),
+    One(Box<Journal>),
+}
+
 impl Journal {
+    /// The first network's record (its address and published ports).
     pub fn read(state_dir: &Path) -> Result<Option<Journal>> {
-        crate::jsonfile::read(state_dir, JOURNAL, "network journal")
+        Ok(Journal::read_all(state_dir)?.into_iter().next())
     }
 
-    fn write(&self, state_dir: &Path) -> Result<()> {
-        crate::jsonfile::write(state_dir, JOURNAL, "network journal", self)
+    /// Every network's record; empty for a plain container.
+    pub fn read_all(state_dir: &Path) -> Result<Vec<Journal>> {
+        let file: Option<JournalFile> =
+            crate::jsonfile::read(state_dir, JOURNAL, "network journal")?;
+        Ok(match file {
+            None => Vec::new(),
+            Some(JournalFile::All(all)) => all,
+            Some(JournalFile::One(one)) => vec![*one],
+        })
+    }
+
+    /// The name of a step on this network, as `--debug` prints it and the
+    /// failpoints know it: the first network's plain, another's with its
+    /// device (`network eth1: rules`).
+    fn step(&self, what: &str) -> String {
+        match self.dev.as_str() {
+            "" | "eth0" => format!("network: {what}"),
+            dev => format!("network {dev}: {what}"),
+        }
+    }
+
+    /// Write `all` (an empty list removes the file).
+    fn write_all(state_dir: &Path, all: &[Journal]) -> Result<()> {
+        if !all.is_empty() {
+            return crate::jsonfile::write(state_dir, JOURNAL, "network journal", &all);
+        }
+        let path = state_dir.join(JOURNAL);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).step_at("remove network journal", &path)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -179,204 +201,6 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Merge `--network`, `-p`, `--subnet`, `--bridge` into the annotations
-/// (so a bundle can say the same in config.json) and check the result.
-/// `-p` without `--network` means bridge, as in Docker.
-pub fn merge_cli(bundle: &mut Bundle, extras: &Extras) -> Result<()> {
-    if let Some(root) = &extras.net_root {
-        use_net_root(root);
-    }
-    let mut ann = bundle.spec.annotations().clone().unwrap_or_default();
-    let before = ann.clone();
-    let publishes = !extras.publish.is_empty() || extras.publish_all;
-    if let Some(mode) = &extras.mode {
-        ann.insert(ANN_NETWORK.into(), mode.clone());
-    } else if publishes && !ann.contains_key(ANN_NETWORK) {
-        ann.insert(ANN_NETWORK.into(), "bridge".into());
-    }
-    for (key, more) in [(ANN_PORTS, &extras.publish), (ANN_EXPOSE, &extras.expose)] {
-        if more.is_empty() {
-            continue;
-        }
-        let mut list: Vec<String> = ann
-            .get(key)
-            .map(|p| p.split(',').map(String::from).collect())
-            .unwrap_or_default();
-        list.extend(more.iter().cloned());
-        list.retain(|s| !s.trim().is_empty());
-        ann.insert(key.into(), list.join(","));
-    }
-    if extras.publish_all {
-        ann.insert(ANN_PUBLISH_ALL.into(), "true".into());
-    }
-    if let Some(s) = &extras.subnet {
-        ann.insert(ANN_SUBNET.into(), s.clone());
-    }
-    if let Some(b) = &extras.bridge {
-        ann.insert(ANN_BRIDGE.into(), b.clone());
-    }
-    if !extras.aliases.is_empty() {
-        ann.insert(ANN_ALIASES.into(), extras.aliases.join(","));
-    }
-    if let Some(ip) = extras.address {
-        ann.insert(ANN_ADDRESS.into(), ip.to_string());
-    }
-    let mode = ann.get(ANN_NETWORK).map(|m| m.trim().to_string());
-    if ann != before {
-        bundle.spec.set_annotations(Some(ann));
-    }
-    match mode.as_deref() {
-        Some("none") => set_network_namespace(&mut bundle.spec, true)?,
-        Some("host") => set_network_namespace(&mut bundle.spec, false)?,
-        _ => {}
-    }
-    Config::from_spec(&bundle.spec).map(drop)
-}
-
-/// Docker's `--network none` (`own`: a network namespace of the container's
-/// own, loopback only) and `--network host` (none: the caller's), whatever
-/// linux.namespaces said about the network. Without a `linux` section the
-/// bundle is refused later anyway.
-fn set_network_namespace(spec: &mut Spec, own: bool) -> Result<()> {
-    let Some(mut linux) = spec.linux().clone() else {
-        return Ok(());
-    };
-    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-    namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::Network);
-    if own {
-        let ns = LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Network)
-            .build()
-            .map_err(|e| Error::new("network").detail(e.to_string()))?;
-        namespaces.push(ns);
-    }
-    linux.set_namespaces(Some(namespaces));
-    spec.set_linux(Some(linux));
-    Ok(())
-}
-
-impl Config {
-    /// None for a bundle that keeps runc's behaviour.
-    pub fn from_spec(spec: &Spec) -> Result<Option<Config>> {
-        let ann = spec.annotations().as_ref();
-        let get = |k: &str| ann.and_then(|a| a.get(k)).map(|v| v.trim());
-        let ports_spec = get(ANN_PORTS).unwrap_or("");
-        let publish_all = match get(ANN_PUBLISH_ALL) {
-            None | Some("" | "false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(Error::new("publish")
-                    .detail(format!("{ANN_PUBLISH_ALL} {other:?} is not true or false")))
-            }
-        };
-        let named = match get(ANN_NETWORK) {
-            None | Some("" | "none" | "default" | "host") => {
-                if !ports_spec.is_empty() || publish_all {
-                    return Err(Error::new("publish")
-                        .detail("published ports need a bridge network")
-                        .hint("add --network bridge (annotation dev.hull.network: \"bridge\")"));
-                }
-                return Ok(None);
-            }
-            Some("bridge") => None,
-            Some(other) => match named::load(&net_root(), other)? {
-                Some(n) => Some(n),
-                None => return Err(Error::new("network")
-                    .detail(format!("no network {other:?}"))
-                    .hint(
-                        "create it with `hull network create NAME`, or use bridge, none or host",
-                    )),
-            },
-        };
-        if named.is_some() && get(ANN_BRIDGE).is_some_and(|b| !b.is_empty()) {
-            return Err(Error::new("network")
-                .detail("--bridge names the default network's bridge, not a named network's")
-                .hint("leave out --bridge (annotation dev.hull.network.bridge)"));
-        }
-        let aliases: Vec<String> = get(ANN_ALIASES)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(String::from)
-            .collect();
-        if let Some(bad) = aliases.iter().find(|a| !etc::is_host_name(a)) {
-            return Err(Error::new("network alias")
-                .detail(format!("{bad:?} is not a host name"))
-                .hint("letters, digits, - and ., up to 253 characters"));
-        }
-        let bridge = match &named {
-            Some(n) => n.bridge.clone(),
-            None => get(ANN_BRIDGE)
-                .filter(|b| !b.is_empty())
-                .unwrap_or(DEFAULT_BRIDGE)
-                .to_string(),
-        };
-        let ok_name = bridge.len() <= 15
-            && bridge
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !ok_name {
-            return Err(Error::new("network")
-                .detail(format!("bad bridge name {bridge:?}"))
-                .hint("up to 15 letters, digits, _ and -"));
-        }
-        let (subnet, subnet_given) = match (&named, get(ANN_SUBNET).filter(|s| !s.is_empty())) {
-            (Some(n), _) => (Subnet::parse(&n.subnet)?, true),
-            (None, Some(s)) => (Subnet::parse(s)?, true),
-            (None, None) => (Subnet::parse(ipam::DEFAULT_SUBNET)?, false),
-        };
-        let mut ports = ports::parse_all(ports_spec.split(','))?;
-        let exposed: Vec<Mapping> = get(ANN_EXPOSE)
-            .unwrap_or("")
-            .split(',')
-            .filter(|e| !e.trim().is_empty())
-            .map(ports::parse_exposed)
-            .collect::<Result<_>>()?;
-        if publish_all {
-            // A port `-p` maps already keeps that mapping.
-            for e in exposed {
-                let mapped = ports.iter().any(|m| {
-                    m.proto == e.proto
-                        && m.container_port <= e.container_end()
-                        && e.container_port <= m.container_end()
-                });
-                if !mapped {
-                    ports.push(e);
-                }
-            }
-            ports::check_count(&ports, "-P")?;
-        }
-        let address = match get(ANN_ADDRESS).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| {
-                Error::new("network").detail(format!("{ANN_ADDRESS} {a:?} is not an IPv4 address"))
-            })?),
-        };
-        let new_netns = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-            .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none());
-        if !new_netns {
-            return Err(Error::new("network")
-                .detail("a bridge network needs a new network namespace")
-                .hint("add {\"type\": \"network\"} without a path to linux.namespaces"));
-        }
-        Ok(Some(Config {
-            bridge,
-            subnet,
-            subnet_given,
-            ports,
-            address,
-            named,
-            aliases,
-        }))
-    }
-}
-
 fn netns_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
@@ -388,20 +212,94 @@ fn own_netns() -> Result<(u64, u64)> {
 
 /// Step 1, before the init exists. Nothing for a plain bundle.
 pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Result<()> {
-    let Some(cfg) = Config::from_spec(&bundle.spec)? else {
+    let Some(configs) = Config::from_spec(&bundle.spec)? else {
         return Ok(());
     };
-    let id = container.record.id.clone();
+    let id = &container.record.id;
     let root = net_root();
-    let store = Locked::open(&root, &cfg.bridge)?;
-    let mut shared = store.read()?.unwrap_or_else(|| Shared {
-        subnet: cfg.subnet.to_string(),
-        ..Default::default()
-    });
+    let netns = own_netns()?;
+    let owner_dir =
+        std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?;
+    // Every store stays locked until the /etc/hosts files agree with it;
+    // taken in the bridges' order, so creates joining the same networks
+    // never wait on each other in a circle.
+    let mut bridges: Vec<&str> = configs.iter().map(|c| c.bridge.as_str()).collect();
+    bridges.sort_unstable();
+    let mut locked = std::collections::BTreeMap::new();
+    for b in bridges {
+        locked.insert(b, Locked::open(&root, b)?);
+    }
+    let mut journals: Vec<Journal> = Vec::new();
+    let mut stores: Vec<Shared> = Vec::new();
+    for (n, cfg) in configs.iter().enumerate() {
+        let store = &locked[cfg.bridge.as_str()];
+        let mut shared = store.read()?.unwrap_or_else(|| Shared {
+            subnet: cfg.subnet.to_string(),
+            ..Default::default()
+        });
+        let Lease {
+            ip,
+            subnet,
+            v6,
+            ports,
+        } = lease(cfg, &root, &mut shared)?;
+        journals.push(Journal {
+            id: id.clone(),
+            net_root: root.clone(),
+            bridge: cfg.bridge.clone(),
+            netns,
+            ip,
+            prefix: subnet.prefix,
+            gateway: subnet.gateway(),
+            veth: gc::veth_name(id, n == 0, &cfg.bridge),
+            dev: format!("eth{n}"),
+            ports: ports.clone(),
+            v6,
+        });
+        Journal::write_all(&container.dir, &journals)?;
+        log.step(&journals[n].step("journal"));
+        shared.leases.insert(ip, id.clone());
+        if let Some((ip6, _, _)) = v6 {
+            shared.leases6.insert(ip6, id.clone());
+        }
+        shared.netns.get_or_insert(netns);
+        shared.owners.insert(id.clone(), owner_dir.clone());
+        shared.ports.extend(ports.iter().map(|m| (id.clone(), *m)));
+        if !cfg.aliases.is_empty() {
+            shared.aliases.insert(id.clone(), cfg.aliases.clone());
+        }
+        store.write(&shared)?;
+        stores.push(shared);
+    }
+    // Still under the locks: the peers' files and ours agree.
+    let own: Vec<IpAddr> = journals
+        .iter()
+        .flat_map(|j| std::iter::once(j.ip.into()).chain(j.v6.map(|v| v.0.into())))
+        .collect();
+    let peers: String = stores
+        .iter()
+        .zip(&configs)
+        .map(|(shared, cfg)| etc::peers(shared, &cfg.bridge, id))
+        .collect();
+    etc::write(bundle, container, &own, &peers)?;
+    for (shared, cfg) in stores.iter().zip(&configs) {
+        if shared.named {
+            etc::refresh_peers(shared, &cfg.bridge, id);
+        }
+    }
+    drop(locked);
+    log.step("network: lease, ports, /etc/hosts, /etc/resolv.conf");
+    Ok(())
+}
+
+/// Under the store's lock, what container on network `cfg` gets: an
+/// address (and an IPv6 one on a dual-stack network) and its published
+/// ports, host ports picked where asked; nothing recorded yet.
+fn lease(cfg: &Config, root: &Path, shared: &mut Shared) -> Result<Lease> {
     if let Some(n) = &cfg.named {
         // `network rm` takes this lock too: the network cannot go between
         // the check and the lease.
-        if named::load(&root, &n.name)?.is_none() {
+        if named::load(root, &n.name)?.is_none() {
             return Err(Error::new("network").detail(format!("network {:?} was removed", n.name)));
         }
         shared.internal = n.internal;
@@ -456,48 +354,19 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             Some((ip6, sub6.prefix, sub6.gateway()))
         }
     };
-    let journal = Journal {
-        id: id.clone(),
-        net_root: root,
-        bridge: cfg.bridge.clone(),
-        netns: own_netns()?,
+    Ok(Lease {
         ip,
-        prefix: subnet.prefix,
-        gateway: subnet.gateway(),
-        veth: gc::veth_name(&id),
-        ports: ports.clone(),
+        subnet,
         v6,
-    };
-    journal.write(&container.dir)?;
-    log.step("network: journal");
-    shared.leases.insert(ip, id.clone());
-    if let Some((ip6, _, _)) = v6 {
-        shared.leases6.insert(ip6, id.clone());
-    }
-    shared.netns.get_or_insert(journal.netns);
-    shared.owners.insert(
-        id.clone(),
-        std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?,
-    );
-    shared.ports.extend(ports.iter().map(|m| (id.clone(), *m)));
-    if !cfg.aliases.is_empty() {
-        shared.aliases.insert(id.clone(), cfg.aliases.clone());
-    }
-    store.write(&shared)?;
-    // Still under the lock: the peers' files and ours agree.
-    etc::write(
-        bundle,
-        container,
-        ip,
-        v6.map(|v| v.0),
-        &etc::peers(&shared, &id),
-    )?;
-    if shared.named {
-        etc::refresh_peers(&shared, &id);
-    }
-    drop(store);
-    log.step("network: lease, ports, /etc/hosts, /etc/resolv.conf");
-    Ok(())
+        ports,
+    })
+}
+
+struct Lease {
+    ip: Ipv4Addr,
+    subnet: Subnet,
+    v6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
+    ports: Vec<Mapping>,
 }
 
 fn sysctl_path(name: &str) -> PathBuf {
@@ -518,9 +387,21 @@ fn write_sysctl(name: &str, value: &str) -> Result<()> {
 
 /// Step 2: the init `pid` exists and waits for `start`; wire it up.
 pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
-    let Some(j) = Journal::read(&container.dir)? else {
+    let journals = Journal::read_all(&container.dir)?;
+    if journals.is_empty() {
         return Ok(());
-    };
+    }
+    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let ns = File::open(&ns_path).step_at("open container netns", &ns_path)?;
+    for (n, j) in journals.iter().enumerate() {
+        attach_one(j, n == 0, &ns, log)?;
+    }
+    Ok(())
+}
+
+/// Wire the container (its network namespace `ns`) to the network of `j`;
+/// only the `first` network gives it default routes.
+fn attach_one(j: &Journal, first: bool, ns: &File, log: &Logger) -> Result<()> {
     let store = Locked::open(&j.net_root, &j.bridge)?;
     let mut shared = store.read()?.ok_or_else(|| {
         Error::new("network").detail(format!("the lease store of bridge {} is gone", j.bridge))
@@ -534,7 +415,7 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
         None => {
             shared.bridge_made = true;
             store.write(&shared)?;
-            log.step("network: bridge journalled");
+            log.step(&j.step("bridge journalled"));
             nl.create_bridge(&j.bridge)?;
             nl.link_index(&j.bridge)?.ok_or_else(|| {
                 Error::new(format!("create bridge {}", j.bridge)).detail("it vanished")
@@ -553,32 +434,34 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     if j.v6.is_some() {
         forwarding::on(&j.net_root, &j.bridge, &forwarding::IPV6)?;
     }
-    log.step("network: bridge, sysctls");
+    log.step(&j.step("bridge, sysctls"));
 
-    // The veth pair, eth0 born in the container's namespace.
-    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let ns = File::open(&ns_path).step_at("open container netns", &ns_path)?;
-    nl.create_veth(&j.veth, br, PEER, &ns)?;
+    // The veth pair, its inner end born in the container's namespace.
+    nl.create_veth(&j.veth, br, &j.dev, ns)?;
     let host_end = nl
         .link_index(&j.veth)?
         .ok_or_else(|| Error::new(format!("create veth {}", j.veth)).detail("it vanished"))?;
     nl.set_hairpin(host_end, &j.veth)?;
-    let mut inner = Netlink::open_in(&ns)?;
-    let eth0 = inner
-        .link_index(PEER)?
-        .ok_or_else(|| Error::new("configure eth0").detail("not in the container namespace"))?;
-    inner.set_up(1, "lo")?;
-    inner.add_addr(eth0, j.ip.into(), j.prefix, PEER)?;
+    let mut inner = Netlink::open_in(ns)?;
+    let dev = inner.link_index(&j.dev)?.ok_or_else(|| {
+        Error::new(format!("configure {}", j.dev)).detail("not in the container namespace")
+    })?;
+    if first {
+        inner.set_up(1, "lo")?;
+    }
+    inner.add_addr(dev, j.ip.into(), j.prefix, &j.dev)?;
     if let Some((ip6, prefix6, _)) = j.v6 {
-        inner.add_addr(eth0, ip6.into(), prefix6, PEER)?;
+        inner.add_addr(dev, ip6.into(), prefix6, &j.dev)?;
     }
-    inner.set_up(eth0, PEER)?;
-    log.step("network: veth, eth0");
-    inner.add_default_route(j.gateway.into(), eth0)?;
-    if let Some((_, _, gateway6)) = j.v6 {
-        inner.add_default_route(gateway6.into(), eth0)?;
+    inner.set_up(dev, &j.dev)?;
+    log.step(&j.step("veth, address"));
+    if first {
+        inner.add_default_route(j.gateway.into(), dev)?;
+        if let Some((_, _, gateway6)) = j.v6 {
+            inner.add_default_route(gateway6.into(), dev)?;
+        }
     }
-    log.step("network: veth, eth0, route");
+    log.step(&j.step("veth, address, route"));
 
     // One batch: the shared chains (idempotent, only while the store does
     // not know them in place) and this container's (none without -p).
@@ -603,7 +486,7 @@ pub fn attach(container: &Container, pid: Pid, log: &Logger) -> Result<()> {
     for m in &j.ports {
         rules::flush_conntrack(m);
     }
-    log.step("network: rules");
+    log.step(&j.step("rules"));
     Ok(())
 }
 
@@ -618,21 +501,26 @@ fn find_netns(id: (u64, u64)) -> Option<File> {
         .and_then(|e| File::open(e.path()).ok())
 }
 
-/// Undo everything `prepare` and `attach` journalled; whatever is already
-/// gone is fine. Nothing to do (no journal) for a plain container.
+/// Undo everything `prepare` and `attach` journalled, the last network
+/// joined first; whatever is already gone is fine. Nothing to do (no
+/// journal) for a plain container.
 pub fn cleanup(state_dir: &Path, log: &Logger) -> Result<()> {
-    let Some(j) = Journal::read(state_dir)? else {
-        return Ok(());
-    };
-    release(&j, log)?;
-    // Only once everything is undone: a failure keeps the journal for a retry.
-    let path = state_dir.join(JOURNAL);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).step_at("remove network journal", &path)
+    let all = Journal::read_all(state_dir)?;
+    let mut left = all.clone();
+    let mut first_err = None;
+    for j in all.iter().rev() {
+        match release(j, log) {
+            // What failed stays in the journal for a retry.
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+            Ok(()) => {
+                left.retain(|k| k.bridge != j.bridge);
+                Journal::write_all(state_dir, &left)?;
+            }
         }
-        _ => Ok(()),
     }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Undo the objects of journal `j` (also what `gc` rebuilds for a lease
@@ -679,7 +567,7 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
         // Deleting one end deletes the pair (and it is gone already if the
         // container's namespace died).
         keep(nl.del_link(&j.veth).map(drop));
-        log.step("delete: network: veth");
+        log.step(&format!("delete: {}", j.step("veth")));
     }
     if shared.leases.get(&j.ip) == Some(&j.id) {
         shared.leases.remove(&j.ip);
@@ -693,7 +581,7 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
     shared.ports.retain(|(id, _)| id != &j.id);
     shared.aliases.remove(&j.id);
     if shared.named {
-        etc::refresh_peers(&shared, &j.id);
+        etc::refresh_peers(&shared, &j.bridge, &j.id);
     }
     let last = shared.leases.is_empty();
     if let Some(nl) = nl.as_mut() {
@@ -709,7 +597,7 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
         for m in &j.ports {
             rules::flush_conntrack(m);
         }
-        log.step("delete: network: rules");
+        log.step(&format!("delete: {}", j.step("rules")));
         if last {
             if shared.bridge_made {
                 keep(nl.del_link(&j.bridge).map(drop));
@@ -742,15 +630,31 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
     }
 }
 
-/// For `state`: the container's address and published ports, if any.
+/// For `state`: the container's address and published ports, if any (the
+/// first network's), and with several networks each one's.
 pub fn describe(state_dir: &Path) -> Option<serde_json::Value> {
-    let j = Journal::read(state_dir).ok()??;
-    Some(serde_json::json!({
+    let all = Journal::read_all(state_dir).ok()?;
+    let j = all.first()?;
+    let mut out = serde_json::json!({
         "mode": "bridge",
         "bridge": j.bridge,
         "ip": j.ip.to_string(),
         "gateway": j.gateway.to_string(),
         "ip6": j.v6.map(|(ip, _, _)| ip.to_string()),
         "ports": j.ports.iter().map(Mapping::describe).collect::<Vec<_>>(),
-    }))
+    });
+    if all.len() > 1 {
+        out["networks"] = all
+            .iter()
+            .map(|j| {
+                serde_json::json!({
+                    "bridge": j.bridge,
+                    "device": j.dev,
+                    "ip": j.ip.to_string(),
+                    "ip6": j.v6.map(|(ip, _, _)| ip.to_string()),
+                })
+            })
+            .collect();
+    }
+    Some(out)
 }

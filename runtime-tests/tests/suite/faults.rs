@@ -263,12 +263,17 @@ impl<'a> Rig<'a> {
     }
 
     fn network_left(&self, id: &str, others: usize) -> TestResult {
+        // Every lease store: the default bridge's and the named networks'.
+        for entry in std::fs::read_dir(&self.net).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            ensure!(
+                !text.contains(&format!("\"{id}\"")),
+                "lease of {id} left in {}: {text}",
+                entry.path().display()
+            );
+        }
         let store = self.net.join("hull0.json");
         let leases = std::fs::read_to_string(&store).unwrap_or_default();
-        ensure!(
-            !leases.contains(&format!("\"{id}\"")),
-            "lease of {id} left: {leases}"
-        );
         let links = self.run_in(&["ip", "-o", "link"]);
         let veths = links.lines().filter(|l| l.contains(": hv")).count();
         ensure!(
@@ -356,7 +361,7 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
     // create (with a pid file) / start / exec / delete --force
     let rig = Rig::new(c, false)?;
     let m = marker("plain");
-    let b = c.bundle(&marked(&["sleep", "60"], &m))?;
+    let b = c.bundle(&marked(&["sleep", "3600"], &m))?;
     let pid = rig.base.join("pid");
     out.push(Scenario {
         name: "plain",
@@ -391,7 +396,7 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
     // overlay rootfs and a named volume
     let rig = Rig::new(c, false)?;
     let m = marker("overlay");
-    let b = c.bundle(&marked(&["sleep", "60"], &m))?;
+    let b = c.bundle(&marked(&["sleep", "3600"], &m))?;
     out.push(Scenario {
         name: "overlay",
         marker: m,
@@ -413,10 +418,13 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
     for (name, others) in [("bridge", 0), ("bridge-shared", 1)] {
         let rig = Rig::new(c, true)?;
         let m = marker(name);
-        let b = c.bundle(&marked(&["sleep", "60"], &m))?;
+        let b = c.bundle(&marked(&["sleep", "3600"], &m))?;
         let others_marker = marker("sibling");
         if others > 0 {
-            let sib = c.bundle(&marked(&["sleep", "600"], &others_marker))?;
+            // Made before the walk starts, it must outlive the walk of every
+            // scenario before its own: on a loaded machine that took over
+            // ten minutes once, and a `sleep 600` ended mid-walk.
+            let sib = c.bundle(&marked(&["sleep", "86400"], &others_marker))?;
             let sb = sib.to_string_lossy();
             rig.hull(&["create", "-b", &sb, "-p", "18081:80", "fw-sibling"])
                 .ok()?;
@@ -440,11 +448,12 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
     }
 
     // a named dual-stack network: its own bridge, an ip6 table, IPv6
-    // forwarding, /etc/hosts peers; the network itself stays
+    // forwarding, /etc/hosts peers; and the default bridge as a second
+    // network (eth1, its own journal entry and steps); the network stays
     let rig = Rig::new(c, true)?;
     rig.hull(&["network", "create", "--ipv6", "fwnet"]).ok()?;
     let m = marker("named-v6");
-    let b = c.bundle(&marked(&["sleep", "60"], &m))?;
+    let b = c.bundle(&marked(&["sleep", "3600"], &m))?;
     out.push(Scenario {
         name: "named-v6",
         marker: m,
@@ -460,6 +469,8 @@ fn scenarios(c: &Ctx) -> Result<Vec<Scenario<'_>>, Outcome> {
                     &b,
                     "--network",
                     "fwnet",
+                    "--network",
+                    "bridge",
                     "-p",
                     "18082:80",
                     id,

@@ -14,6 +14,7 @@ use super::network::{all_gone, create_refused, ip_of, topo, web_config, Topo, HO
 pub const TESTS: &[Test] = &[
     t("net_named_networks", Kind::HullOnly, named_networks),
     t("net_named_ipv6", Kind::HullOnly, named_ipv6),
+    t("net_several_networks", Kind::HullOnly, several_networks),
 ];
 
 /// One GET with busybox wget from inside container `id` (3 s at most).
@@ -261,5 +262,111 @@ fn named_ipv6(c: &Ctx) -> TestResult {
         "IPv6 forwarding {} after the network went, {before} before",
         forwarding()
     );
+    all_gone(&t)
+}
+
+/// A container on two networks (`--network front --network back`): eth0 on
+/// the first with the default route, eth1 on the second; it finds the
+/// containers of both by name, each network's part of its /etc/hosts kept
+/// apart as they come and go, while a container of one network alone still
+/// cannot reach the other; a network it joins second cannot be removed
+/// under it; bad combinations are one line; nothing is left.
+fn several_networks(c: &Ctx) -> TestResult {
+    let t = topo(c)?;
+    for net in ["front", "back"] {
+        t.hull(c, &["network", "create", net]).ok()?;
+    }
+    let sleeper = config(&["sleep", "120"]);
+    let db = t.start(
+        c,
+        &web_config(c)?,
+        &["--network", "back", "--network-alias", "db"],
+    )?;
+    let edge = t.start(c, &sleeper, &["--network", "front"])?;
+    let app = t.start(c, &sleeper, &["--network", "front", "--network", "back"])?;
+
+    let state = t.hull(c, &["state", &app]).ok()?.stdout;
+    let state: serde_json::Value = serde_json::from_str(&state)?;
+    let nets = state["network"]["networks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let devices: Vec<&str> = nets.iter().filter_map(|n| n["device"].as_str()).collect();
+    ensure!(
+        devices == ["eth0", "eth1"] && nets[0]["ip"] == state["network"]["ip"],
+        "state of {app}: {state}"
+    );
+    let route = t
+        .hull(c, &["exec", &app, "cat", "/proc/net/route"])
+        .ok()?
+        .stdout;
+    let default_via: Vec<&str> = route
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    ensure!(
+        default_via == ["eth0"],
+        "{app}'s default route is not on eth0 alone: {route}"
+    );
+
+    let page = get_eventually(&t, c, &app, "http://db/")?;
+    ensure!(page == "hello from hull\n", "db from {app}: {page:?}");
+    let hosts = hosts_of(&t, c, &app)?;
+    ensure!(
+        hosts.contains(&edge) && hosts.contains(" db\n"),
+        "{app}'s /etc/hosts lacks a network's peers: {hosts}"
+    );
+    let hosts = hosts_of(&t, c, &edge)?;
+    ensure!(
+        hosts.contains(&app) && !hosts.contains(" db\n"),
+        "{edge} (front only) and back's names: {hosts}"
+    );
+    let db_ip = ip_of(&t, c, &db)?;
+    let out = get_from(&t, c, &edge, &format!("http://{db_ip}/"));
+    ensure!(
+        out.code != 0,
+        "front reached back's {db_ip}: {}",
+        out.stdout
+    );
+
+    let out = t.hull(c, &["network", "rm", "back"]).code(1)?;
+    ensure!(
+        out.stderr.contains("in use") && out.stderr.trim().lines().count() == 1,
+        "network rm of a network joined second: {}",
+        out.stderr
+    );
+    create_refused(
+        &t,
+        c,
+        &["--network", "front", "--network", "front"],
+        "twice",
+    )?;
+    create_refused(
+        &t,
+        c,
+        &["--network", "none", "--network", "front"],
+        "cannot be combined",
+    )?;
+
+    // back's part of app's /etc/hosts follows db; front's stays.
+    t.hull(c, &["delete", "--force", &db]).ok()?;
+    let hosts = hosts_of(&t, c, &app)?;
+    ensure!(
+        !hosts.contains(" db\n") && hosts.contains(&edge),
+        "{app}'s /etc/hosts after {db} went: {hosts}"
+    );
+    for id in [&app, &edge] {
+        t.hull(c, &["delete", "--force", id]).ok()?;
+    }
+    for net in ["front", "back"] {
+        t.hull(c, &["network", "rm", net]).ok()?;
+    }
+    let left: Vec<String> = t
+        .link_names()
+        .into_iter()
+        .filter(|l| l.starts_with("hn-"))
+        .collect();
+    ensure!(left.is_empty(), "network bridges left: {left:?}");
     all_gone(&t)
 }
