@@ -407,14 +407,60 @@ fn attach_one(j: &Journal, first: bool, ns: &File, log: &Logger) -> Result<()> {
         Error::new("network").detail(format!("the lease store of bridge {} is gone", j.bridge))
     })?;
     let subnet = Subnet::parse(&shared.subnet)?;
-    let mut nl = Netlink::open()?;
 
+    // One batch: the shared chains (idempotent, only while the store does
+    // not know them in place) and this container's (none without -p). It
+    // names the bridge, not its index, so it goes in while the links are
+    // made (rules::apply_started); the guard is in before the bridge is up.
+    let mut batch = rules::container(&j.bridge, &j.id, j.ip.into(), &j.ports);
+    if let Some((ip6, _, _)) = j.v6 {
+        batch += &rules::container(&j.bridge, &j.id, ip6.into(), &j.ports);
+    }
+    if !shared.rules {
+        let mut shared_rules = rules::shared(&j.bridge, &subnet, shared.internal);
+        if let Some(s6) = &shared.subnet6 {
+            shared_rules += &rules::shared6(&j.bridge, &Subnet6::parse(s6)?, shared.internal);
+        }
+        batch = shared_rules + &batch;
+    }
+    let pending = (!batch.is_empty())
+        .then(|| rules::apply_started(&batch))
+        .transpose()?;
+    // Whatever the links do, nft is waited for: a batch landing after a
+    // failed create's cleanup would outlive it.
+    let linked = link(j, first, ns, &store, &mut shared, log);
+    let applied = pending.map_or(Ok(()), rules::Pending::wait);
+    linked?;
+    applied?;
+    if !shared.rules {
+        shared.rules = true;
+        store.write(&shared)?;
+    }
+    for m in &j.ports {
+        rules::flush_conntrack(m);
+    }
+    log.step(&j.step("rules"));
+    Ok(())
+}
+
+/// The links of attachment `j`: the bridge (made if missing, journalled in
+/// the store first), its addresses and sysctls, the veth pair with its
+/// inner end configured in the container's namespace `ns`.
+fn link(
+    j: &Journal,
+    first: bool,
+    ns: &File,
+    store: &Locked,
+    shared: &mut Shared,
+    log: &Logger,
+) -> Result<()> {
+    let mut nl = Netlink::open()?;
     // The bridge, its address, and what the host must allow.
     let br = match nl.link_index(&j.bridge)? {
         Some(i) => i,
         None => {
             shared.bridge_made = true;
-            store.write(&shared)?;
+            store.write(shared)?;
             log.step(&j.step("bridge journalled"));
             nl.create_bridge(&j.bridge)?;
             nl.link_index(&j.bridge)?.ok_or_else(|| {
@@ -462,31 +508,6 @@ fn attach_one(j: &Journal, first: bool, ns: &File, log: &Logger) -> Result<()> {
         }
     }
     log.step(&j.step("veth, address, route"));
-
-    // One batch: the shared chains (idempotent, only while the store does
-    // not know them in place) and this container's (none without -p).
-    let mut batch = rules::container(&j.bridge, &j.id, j.ip.into(), &j.ports);
-    if let Some((ip6, _, _)) = j.v6 {
-        batch += &rules::container(&j.bridge, &j.id, ip6.into(), &j.ports);
-    }
-    if !shared.rules {
-        let mut shared_rules = rules::shared(&j.bridge, &subnet, shared.internal);
-        if let Some(s6) = &shared.subnet6 {
-            shared_rules += &rules::shared6(&j.bridge, &Subnet6::parse(s6)?, shared.internal);
-        }
-        batch = shared_rules + &batch;
-    }
-    if !batch.is_empty() {
-        rules::apply(&batch)?;
-    }
-    if !shared.rules {
-        shared.rules = true;
-        store.write(&shared)?;
-    }
-    for m in &j.ports {
-        rules::flush_conntrack(m);
-    }
-    log.step(&j.step("rules"));
     Ok(())
 }
 
@@ -558,17 +579,6 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
             first_err.get_or_insert(e);
         }
     };
-    let mut nl = if reachable {
-        Some(Netlink::open()?)
-    } else {
-        None
-    };
-    if let Some(nl) = nl.as_mut().filter(|_| !j.veth.is_empty()) {
-        // Deleting one end deletes the pair (and it is gone already if the
-        // container's namespace died).
-        keep(nl.del_link(&j.veth).map(drop));
-        log.step(&format!("delete: {}", j.step("veth")));
-    }
     if shared.leases.get(&j.ip) == Some(&j.id) {
         shared.leases.remove(&j.ip);
         shared.owners.remove(&j.id);
@@ -580,44 +590,58 @@ fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
     }
     shared.ports.retain(|(id, _)| id != &j.id);
     shared.aliases.remove(&j.id);
-    if shared.named {
-        etc::refresh_peers(&shared, &j.bridge, &j.id);
-    }
     let last = shared.leases.is_empty();
-    if let Some(nl) = nl.as_mut() {
-        if last {
-            keep(rules::apply(&rules::remove_all(&j.bridge)));
+    if reachable {
+        // The rules go while the links go (rules.rs, apply_started).
+        let batch = if last {
+            rules::remove_all(&j.bridge)
         } else if !j.ports.is_empty() {
-            keep(rules::apply(&rules::remove_container(
-                &j.bridge,
-                &j.id,
-                j.v6.is_some(),
-            )));
+            rules::remove_container(&j.bridge, &j.id, j.v6.is_some())
+        } else {
+            String::new()
+        };
+        let pending = (!batch.is_empty())
+            .then(|| rules::apply_started(&batch))
+            .transpose();
+        let mut nl = Netlink::open();
+        if let (Ok(nl), false) = (nl.as_mut(), j.veth.is_empty()) {
+            // Deleting one end deletes the pair (and it is gone already if
+            // the container's namespace died).
+            keep(nl.del_link(&j.veth).map(drop));
+            log.step(&format!("delete: {}", j.step("veth")));
         }
+        keep(pending.and_then(|p| p.map_or(Ok(()), rules::Pending::wait)));
         for m in &j.ports {
             rules::flush_conntrack(m);
         }
         log.step(&format!("delete: {}", j.step("rules")));
-        if last {
-            if shared.bridge_made {
-                keep(nl.del_link(&j.bridge).map(drop));
-            }
-            let legacy = shared.ip_forward_prev.as_deref();
-            keep(forwarding::off(
-                &j.net_root,
-                &j.bridge,
-                &forwarding::IPV4,
-                legacy,
-            ));
-            if shared.subnet6.is_some() {
+        match nl {
+            Err(e) => keep(Err(e)),
+            Ok(mut nl) if last => {
+                if shared.bridge_made {
+                    keep(nl.del_link(&j.bridge).map(drop));
+                }
+                let legacy = shared.ip_forward_prev.as_deref();
                 keep(forwarding::off(
                     &j.net_root,
                     &j.bridge,
-                    &forwarding::IPV6,
-                    None,
+                    &forwarding::IPV4,
+                    legacy,
                 ));
+                if shared.subnet6.is_some() {
+                    keep(forwarding::off(
+                        &j.net_root,
+                        &j.bridge,
+                        &forwarding::IPV6,
+                        None,
+                    ));
+                }
             }
+            Ok(_) => {}
         }
+    }
+    if shared.named {
+        etc::refresh_peers(&shared, &j.bridge, &j.id);
     }
     keep(if last {
         store.remove()

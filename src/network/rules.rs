@@ -260,16 +260,47 @@ pub fn list_chains(bridge: &str) -> Result<Option<Vec<String>>> {
 
 /// Apply one batch atomically: all of it or none of it.
 pub fn apply(batch: &str) -> Result<()> {
-    run_nft(&["-f", "-"], batch)
+    spawn(&["-f", "-"], batch)?.wait()
+}
+
+/// Start applying a batch and return at once: the caller does its netlink
+/// work meanwhile and then waits. Each half mostly waits for the kernel
+/// (a deletion costs nf_tables an RCU grace period, a veth's unregister
+/// another), so the two overlap instead of adding up.
+pub fn apply_started(batch: &str) -> Result<Pending> {
+    spawn(&["-f", "-"], batch)
 }
 
 /// Let the kernel check a batch without committing it (`nft --check`):
 /// nothing is created, yet a kernel without a needed expression refuses.
 pub fn dry_run(batch: &str) -> Result<()> {
-    run_nft(&["--check", "-f", "-"], batch)
+    spawn(&["--check", "-f", "-"], batch)?.wait()
 }
 
-fn run_nft(args: &[&str], batch: &str) -> Result<()> {
+/// An `nft` run that has its batch and has not been waited for.
+#[must_use = "wait for the batch, or the rules may not be there yet"]
+pub struct Pending {
+    child: std::process::Child,
+    written: std::io::Result<()>,
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<()> {
+        let out = self.child.wait_with_output().step("run nft")?;
+        self.written.step("write nft batch")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let first = msg
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
+        Err(Error::new("apply nftables rules").detail(first.trim().to_string()))
+    }
+}
+
+fn spawn(args: &[&str], batch: &str) -> Result<Pending> {
     let mut child = Command::new("nft")
         .args(args)
         .stdin(Stdio::piped())
@@ -278,21 +309,11 @@ fn run_nft(args: &[&str], batch: &str) -> Result<()> {
         .spawn()
         .step("run nft")
         .map_err(|e| e.hint("install nftables (`make deps`)"))?;
+    // A batch is far below a pipe's buffer: the write does not wait for nft.
     let mut stdin = child.stdin.take().expect("piped");
     let written = stdin.write_all(batch.as_bytes());
     drop(stdin);
-    let out = child.wait_with_output().step("run nft")?;
-    written.step("write nft batch")?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        let first = msg
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed");
-        Err(Error::new("apply nftables rules").detail(first.trim().to_string()))
-    }
+    Ok(Pending { child, written })
 }
 
 /// Forget the UDP conntrack entries of a host port, so a flow that was
