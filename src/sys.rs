@@ -71,23 +71,6 @@ pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, 
     }
 }
 
-/// Ask the kernel to explain a refused netlink request (NETLINK_EXT_ACK):
-/// error acks then carry its message, e.g. "Nexthop has invalid gateway".
-pub fn netlink_ext_ack(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads sizeof(int) bytes from a live local int.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_NETLINK,
-            libc::NETLINK_EXT_ACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    Errno::result(ret).map(drop)
-}
-
 /// A pidfd for `pid`: a handle that cannot be fooled by pid reuse.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd we own.
