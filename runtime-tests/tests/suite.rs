@@ -111,6 +111,8 @@ mod network_modes;
 mod network_named;
 #[path = "suite/network_ports.rs"]
 mod network_ports;
+#[path = "suite/network_scale.rs"]
+mod network_scale;
 #[path = "suite/parity_cgroups.rs"]
 mod parity_cgroups;
 #[path = "suite/parity_cli.rs"]
@@ -138,6 +140,7 @@ fn main() {
         network_ports::TESTS,
         network_modes::TESTS,
         network_named::TESTS,
+        network_scale::TESTS,
         parity_process::TESTS,
         parity_cgroups::TESTS,
         parity_mounts::TESTS,

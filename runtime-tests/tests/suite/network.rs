@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
-use runtime_tests::util::sh;
+use runtime_tests::runtime::COMMAND_LIMIT;
+use runtime_tests::util::{guard, sh};
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 use serde_json::{json, Value};
 
@@ -125,6 +126,9 @@ impl Topo {
         })();
         let code = match spawned {
             Ok(mut child) => {
+                // Scaled like every runtime call's guard: the VM lane runs under an
+                // emulator, many times slower.
+                let limit = guard(COMMAND_LIMIT);
                 let start = Instant::now();
                 loop {
                     match child.try_wait() {
@@ -132,7 +136,7 @@ impl Topo {
                             use std::os::unix::process::ExitStatusExt;
                             break st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
                         }
-                        Ok(None) if start.elapsed() < Duration::from_secs(60) => {
+                        Ok(None) if start.elapsed() < limit => {
                             std::thread::sleep(Duration::from_millis(2))
                         }
                         _ => {
@@ -240,7 +244,7 @@ impl Topo {
         names
     }
 
-    fn leases(&self) -> String {
+    pub(super) fn leases(&self) -> String {
         std::fs::read_to_string(self.net_root.join("hull0.json")).unwrap_or_default()
     }
 }
