@@ -41,6 +41,29 @@ fn get_eventually(t: &Topo, c: &Ctx, id: &str, url: &str) -> Result<String, Outc
     }
 }
 
+/// Container `from` cannot reach container `to`'s address (another network).
+fn unreachable(t: &Topo, c: &Ctx, from: &str, to: &str) -> TestResult {
+    let ip = ip_of(t, c, to)?;
+    let out = get_from(t, c, from, &format!("http://{ip}/"));
+    ensure!(
+        out.code != 0,
+        "{from} reached {to} at {ip} on another network: {}",
+        out.stdout
+    );
+    Ok(())
+}
+
+/// Nothing left, named networks' bridges included.
+fn all_gone_named(t: &Topo) -> TestResult {
+    let left: Vec<String> = t
+        .link_names()
+        .into_iter()
+        .filter(|l| l.starts_with("hn-"))
+        .collect();
+    ensure!(left.is_empty(), "network bridges left: {left:?}");
+    all_gone(t)
+}
+
 fn hosts_of(t: &Topo, c: &Ctx, id: &str) -> Result<String, Outcome> {
     Ok(t.hull(c, &["exec", id, "cat", "/etc/hosts"]).ok()?.stdout)
 }
@@ -103,13 +126,8 @@ fn named_networks(c: &Ctx) -> TestResult {
     );
 
     // Across networks: only the published port, through a host address.
+    unreachable(&t, c, &other, &db)?;
     let db_ip = ip_of(&t, c, &db)?;
-    let direct = get_from(&t, c, &other, &format!("http://{db_ip}/"));
-    ensure!(
-        direct.code != 0,
-        "bridge reached appnet's {db_ip}: {}",
-        direct.stdout
-    );
     let page = get_eventually(&t, c, &other, &format!("http://{HOST_IP}:18086/"))?;
     ensure!(
         page == "hello from hull\n",
@@ -164,13 +182,7 @@ fn named_networks(c: &Ctx) -> TestResult {
         names.split_whitespace().collect::<Vec<_>>() == ["bridge", "none", "host"],
         "network ls -q after rm: {names}"
     );
-    let left: Vec<String> = t
-        .link_names()
-        .into_iter()
-        .filter(|l| l.starts_with("hn-"))
-        .collect();
-    ensure!(left.is_empty(), "network bridges left: {left:?}");
-    all_gone(&t)
+    all_gone_named(&t)
 }
 
 /// A dual-stack network: containers get an address of its IPv6 subnet
@@ -322,13 +334,7 @@ fn several_networks(c: &Ctx) -> TestResult {
         hosts.contains(&app) && !hosts.contains(" db\n"),
         "{edge} (front only) and back's names: {hosts}"
     );
-    let db_ip = ip_of(&t, c, &db)?;
-    let out = get_from(&t, c, &edge, &format!("http://{db_ip}/"));
-    ensure!(
-        out.code != 0,
-        "front reached back's {db_ip}: {}",
-        out.stdout
-    );
+    unreachable(&t, c, &edge, &db)?;
 
     let out = t.hull(c, &["network", "rm", "back"]).code(1)?;
     ensure!(
@@ -362,11 +368,5 @@ fn several_networks(c: &Ctx) -> TestResult {
     for net in ["front", "back"] {
         t.hull(c, &["network", "rm", net]).ok()?;
     }
-    let left: Vec<String> = t
-        .link_names()
-        .into_iter()
-        .filter(|l| l.starts_with("hn-"))
-        .collect();
-    ensure!(left.is_empty(), "network bridges left: {left:?}");
-    all_gone(&t)
+    all_gone_named(&t)
 }
