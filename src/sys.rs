@@ -1062,3 +1062,33 @@ pub fn share_memory_with<F: FnOnce(OwnedFd) -> i32>(
     unsafe { libc::munmap(stack, STACK) };
     Ok(Heard { child, word })
 }
+
+/// SO_NETNS_COOKIE (asm-generic/socket.h; the same on x86 and arm).
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the calling thread's network namespace: unique for the
+/// boot and never reused, unlike the nsfs inode number (Linux 5.14+).
+pub fn netns_cookie() -> Result<u64, Errno> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `sock` is an open socket we own; the kernel writes at most
+    // `len` (8) bytes into `cookie`, a live u64, and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(rc)?;
+    Ok(cookie)
+}

@@ -11,8 +11,9 @@ use std::path::Path;
 
 use super::ipam::Subnet;
 use super::netlink::Netlink;
+use super::netns::{self, Place};
 use super::store::Locked;
-use super::{enter_netns, net_root, own_netns, release, rules, Journal};
+use super::{net_root, release, rules, Journal};
 use crate::error::{Error, Result};
 use crate::log::Logger;
 
@@ -26,11 +27,11 @@ enum Fix {
     /// A lease, its veth and chains; the bridge and table with the last.
     Release(Journal),
     Links {
-        netns: (u64, u64),
+        netns: Place,
         names: Vec<String>,
     },
     Chains {
-        netns: (u64, u64),
+        netns: Place,
         bridge: String,
         names: Vec<String>,
     },
@@ -74,12 +75,12 @@ fn veth_names(id: &str, bridge: &str) -> [String; 2] {
     [veth_name(id, true, bridge), veth_name(id, false, bridge)]
 }
 
-/// Run `f` in a thread inside the network namespace `id`: None when that
+/// Run `f` in a thread inside the network namespace `place`: None when that
 /// namespace is gone (and with it whatever was in it).
-fn in_netns<T: Send>(id: (u64, u64), f: impl FnOnce() -> Result<T> + Send) -> Result<Option<T>> {
+fn in_netns<T: Send>(place: Place, f: impl FnOnce() -> Result<T> + Send) -> Result<Option<T>> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            if !enter_netns(id)? {
+            if !place.enter()? {
                 return Ok(None);
             }
             f().map(Some)
@@ -126,7 +127,7 @@ pub fn inventory(j: &Journal) -> Result<Vec<String>> {
         lines.push(format!("lease {} of {} (bridge {})", j.ip, j.id, j.bridge));
     }
     drop(store);
-    if let Some(seen) = in_netns(j.netns, || look(&j.bridge))? {
+    if let Some(seen) = in_netns(j.place(), || look(&j.bridge))? {
         lines.extend(objects_of(&j.id, &j.bridge, &seen));
     }
     Ok(lines)
@@ -182,8 +183,11 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
         return Ok(Vec::new());
     };
     let netns = match shared.netns {
-        Some(n) => n,
-        None => own_netns()?,
+        Some(id) => Place {
+            id,
+            cookie: shared.netns_cookie,
+        },
+        None => netns::here()?,
     };
     let orphans: Vec<(Ipv4Addr, String)> = shared
         .leases
@@ -268,7 +272,8 @@ fn find_bridge(root: &Path, net_root: &Path, bridge: &str) -> Result<Vec<Found>>
         id: id.to_string(),
         net_root: net_root.to_path_buf(),
         bridge: bridge.to_string(),
-        netns,
+        netns: netns.id,
+        netns_cookie: netns.cookie,
         ip,
         prefix: subnet.prefix,
         gateway: subnet.gateway(),

@@ -40,14 +40,13 @@ pub mod gc;
 pub mod ipam;
 pub mod named;
 pub mod netlink;
+mod netns;
 pub mod ports;
 pub mod rules;
 mod store;
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -99,6 +98,9 @@ pub struct Journal {
     /// (dev, inode) of the network namespace hull ran in: where the bridge,
     /// the host end of the veth and the rules are.
     pub netns: (u64, u64),
+    /// Its cookie, which unlike the inode is never reused (netns.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
@@ -142,6 +144,14 @@ impl Journal {
             Some(JournalFile::All(all)) => all,
             Some(JournalFile::One(one)) => vec![*one],
         })
+    }
+
+    /// Where the host side of this network is.
+    pub fn place(&self) -> netns::Place {
+        netns::Place {
+            id: self.netns,
+            cookie: self.netns_cookie,
+        }
     }
 
     /// The name of a step on this network, as `--debug` prints it and the
@@ -201,15 +211,6 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-fn netns_id(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-fn own_netns() -> Result<(u64, u64)> {
-    let p = Path::new("/proc/thread-self/ns/net");
-    netns_id(p).ok_or_else(|| Error::new("identify network namespace").at(p))
-}
-
 /// Step 1, before the init exists. Nothing for a plain bundle.
 pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Result<()> {
     let Some(configs) = Config::from_spec(&bundle.spec)? else {
@@ -217,7 +218,7 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     };
     let id = &container.record.id;
     let root = net_root();
-    let netns = own_netns()?;
+    let here = netns::here()?;
     let owner_dir =
         std::path::absolute(&container.dir).step_at("resolve state dir", &container.dir)?;
     // Every store stays locked until the /etc/hosts files agree with it;
@@ -247,7 +248,8 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
             id: id.clone(),
             net_root: root.clone(),
             bridge: cfg.bridge.clone(),
-            netns,
+            netns: here.id,
+            netns_cookie: here.cookie,
             ip,
             prefix: subnet.prefix,
             gateway: subnet.gateway(),
@@ -262,7 +264,10 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
         if let Some((ip6, _, _)) = v6 {
             shared.leases6.insert(ip6, id.clone());
         }
-        shared.netns.get_or_insert(netns);
+        if shared.netns.is_none() {
+            shared.netns = Some(here.id);
+            shared.netns_cookie = here.cookie;
+        }
         shared.owners.insert(id.clone(), owner_dir.clone());
         shared.ports.extend(ports.iter().map(|m| (id.clone(), *m)));
         if !cfg.aliases.is_empty() {
@@ -511,17 +516,6 @@ fn link(
     Ok(())
 }
 
-/// Find the named network namespace (under /run/netns) whose identity is
-/// `id`. Only named ones: nsfs inode numbers are reused once a namespace
-/// dies, and an unnamed match could be some container's namespace.
-fn find_netns(id: (u64, u64)) -> Option<File> {
-    std::fs::read_dir("/run/netns")
-        .ok()?
-        .flatten()
-        .find(|e| netns_id(&e.path()) == Some(id))
-        .and_then(|e| File::open(e.path()).ok())
-}
-
 /// Undo everything `prepare` and `attach` journalled, the last network
 /// joined first; whatever is already gone is fine. Nothing to do (no
 /// journal) for a plain container.
@@ -555,22 +549,8 @@ pub fn release(j: &Journal, log: &Logger) -> Result<()> {
     })
 }
 
-/// Move the calling thread into the network namespace `id` (hull's own, or
-/// a named one). False when it is gone, and with it veths, bridge and rules.
-fn enter_netns(id: (u64, u64)) -> Result<bool> {
-    if own_netns().ok() == Some(id) {
-        Ok(true)
-    } else if let Some(ns) = find_netns(id) {
-        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-            .step("enter network namespace of the container's host side")?;
-        Ok(true)
-    } else {
-        Ok(false)
-    }
-}
-
 fn cleanup_in(j: &Journal, log: &Logger) -> Result<()> {
-    let reachable = enter_netns(j.netns)?;
+    let reachable = j.place().enter()?;
     let store = Locked::open(&j.net_root, &j.bridge)?;
     let mut shared = store.read()?.unwrap_or_default();
     let mut first_err = None;

@@ -59,6 +59,9 @@ pub struct Shared {
     /// (dev, inode) of the network namespace the bridge is in.
     #[serde(default)]
     pub netns: Option<(u64, u64)>,
+    /// Its cookie (netns.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
 }
 
 /// An exclusive flock on `<root>/<name>.lock` (the directory made if

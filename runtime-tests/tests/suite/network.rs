@@ -101,6 +101,17 @@ impl Topo {
     /// `hull --root R ARGS` in the host netns, output to files (a container
     /// started by it inherits them), with extra environment.
     fn hull_env(&self, c: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.hull_at(c, &self.ns(&self.host), args, env)
+    }
+
+    /// The same in the network namespace at `netns` (a path nsenter takes).
+    pub(super) fn hull_at(
+        &self,
+        c: &Ctx,
+        netns: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let n = c.suite.next();
         let io = c.suite.tmp.join("io");
         let (out_p, err_p) = (
@@ -110,7 +121,7 @@ impl Topo {
         let desc = format!("hull {}", args.join(" "));
         let spawned = (|| -> std::io::Result<std::process::Child> {
             let mut cmd = Command::new("nsenter");
-            cmd.arg(format!("--net={}", self.ns(&self.host)))
+            cmd.arg(format!("--net={netns}"))
                 .arg(&c.rt.bin)
                 .arg("--root")
                 .arg(&c.rt.root)

@@ -1,13 +1,20 @@
-//! `--network none` and `--network host` (hull-only, Docker's modes): in the
-//! test's own network namespaces, as every network test (network.rs).
+//! `--network none` and `--network host` (hull-only, Docker's modes), and
+//! `delete` from another namespace than `create`'s: in the test's own
+//! network namespaces, as every network test (network.rs).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
-use runtime_tests::{ensure, TestResult};
+use runtime_tests::{ensure, fail, TestResult};
 
 use super::network::{create_refused, topo};
 
-pub const TESTS: &[Test] = &[t("net_modes_none_host", Kind::HullOnly, modes_none_host)];
+pub const TESTS: &[Test] = &[
+    t("net_modes_none_host", Kind::HullOnly, modes_none_host),
+    t("net_delete_elsewhere", Kind::HullOnly, delete_elsewhere),
+];
 
 /// `none` gives a container whose config.json shares the caller's network
 /// a namespace of its own with loopback only; `host` gives one whose
@@ -83,4 +90,63 @@ fn modes_none_host(c: &Ctx) -> TestResult {
         t.link_names()
     );
     Ok(())
+}
+
+/// A container created in a network namespace no name points at (one a
+/// process holds) and deleted from another: delete finds that namespace
+/// again (by its cookie) and removes the bridge, the veth and the table
+/// there, instead of taking it for gone and leaving them.
+fn delete_elsewhere(c: &Ctx) -> TestResult {
+    let t = topo(c)?;
+    let mut holder = Command::new("unshare")
+        .args(["--net", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()?;
+    let ns = format!("/proc/{}/ns/net", holder.id());
+    let result = (|| -> TestResult {
+        // unshare execs sleep once it is in the new namespace.
+        let start = Instant::now();
+        while std::fs::read_link(format!("/proc/{}/exe", holder.id()))
+            .map_or(true, |e| !e.to_string_lossy().contains("sleep"))
+        {
+            if start.elapsed() > Duration::from_secs(10) {
+                fail!("unshare --net did not exec sleep in 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let run_there = |argv: &[&str]| {
+            let out = Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .args(argv)
+                .output();
+            out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let b = c.bundle(&config(&["sleep", "60"]))?;
+        let id = c.id();
+        t.hull_at(
+            c,
+            &ns,
+            &["create", "-b", &b.to_string_lossy(), "-p", "18090:80", &id],
+            &[],
+        )
+        .ok()?;
+        ensure!(
+            run_there(&["ip", "-o", "link"]).contains("hull0"),
+            "no bridge where {id} was created"
+        );
+        t.hull(c, &["delete", "--force", &id]).ok()?;
+        let links = run_there(&["ip", "-o", "link"]);
+        ensure!(
+            !links.contains("hull0") && !links.contains(": hv"),
+            "links left where {id} was created: {links}"
+        );
+        let rules = run_there(&["nft", "list", "ruleset"]);
+        ensure!(!rules.contains("hull"), "rules left: {rules}");
+        ensure!(!t.net_root.join("hull0.json").exists(), "lease store left");
+        Ok(())
+    })();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    result
 }
