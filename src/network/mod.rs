@@ -24,9 +24,8 @@
 //! `cleanup` (from `create::destroy`: failed creates, `delete`, `delete
 //! --force` after a crash) undoes whatever exists and ignores the rest. It
 //! runs in the network namespace hull ran in at create time, found again
-//! through /run/netns when `delete` runs elsewhere; when that namespace is
-//! gone, so are the veth, the bridge and the rules, and only the lease is
-//! released. The last container of a bridge takes the bridge, the table and
+//! (netns.rs) when `delete` runs elsewhere; when that namespace is gone, so
+//! are the veth, the bridge and the rules, and only the lease is released. The last container of a bridge takes the bridge, the table and
 //! the sysctls with it.
 //!
 //! In config.json: annotations `dev.hull.network: "bridge"`,
