@@ -37,7 +37,7 @@ TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz build-failpoints clean
+.PHONY: all deps build bundles image-web run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz build-failpoints clean
 
 all: build
 
@@ -85,6 +85,13 @@ bundles/%/rootfs: | bundles/%/config.json
 
 run: deps build bundles
 	cd bundles/hello && $(HULL) run hello-$$$$
+
+# A two-layer image (bundles/hello's rootfs + a web page), written offline in
+# `docker save`'s format: `hull image load -i target/images/web.tar`.
+image-web: target/images/web.tar
+
+target/images/web.tar: bundles/images/make-web.sh | bundles/hello/rootfs
+	bash bundles/images/make-web.sh bundles/hello/rootfs $@
 
 # bundles/web serves a page on published port 8080, in a netns of its own.
 run-web: deps build bundles

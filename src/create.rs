@@ -45,6 +45,9 @@ pub struct CreateOptions {
     pub extra_env: Vec<String>,
     /// Command, -e, -w, -u, --hostname, -t (crate::overrides).
     pub overrides: crate::overrides::Overrides,
+    /// `--image`: the bundle is made from this image (crate::image) in the
+    /// state dir, and `bundle` is not read.
+    pub image: Option<String>,
 }
 
 pub struct Created {
@@ -55,7 +58,7 @@ pub struct Created {
 }
 
 pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
-    let mut bundle = load_bundle(opts, log)?;
+    let mut bundle = load_bundle(store, opts, log)?;
     let mut record = new_record(&opts.id, &bundle);
     record.no_new_keyring = opts.no_new_keyring;
     let container = store.reserve(record)?;
@@ -67,7 +70,7 @@ pub fn create(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Creat
 /// same options: same id, creation time, writable layer and volumes. A
 /// failure leaves it stopped, not deleted.
 pub fn recreate(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Created> {
-    let mut bundle = load_bundle(opts, log)?;
+    let mut bundle = load_bundle(store, opts, log)?;
     let mut container = store.load(&opts.id)?;
     if container.status() != crate::state::Status::Stopped {
         return Err(Error::new(format!(
@@ -94,10 +97,20 @@ pub fn recreate(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Cre
 
 /// The bundle with the command line's extras merged in; nothing on the
 /// host is touched.
-fn load_bundle(opts: &CreateOptions, log: &Logger) -> Result<Bundle> {
-    let mut bundle = Bundle::load(&opts.bundle)?;
-    crate::overrides::apply(&mut bundle, &opts.overrides)?;
-    crate::storage::merge_cli(&mut bundle, &opts.storage)?;
+fn load_bundle(store: &Store, opts: &CreateOptions, log: &Logger) -> Result<Bundle> {
+    let (mut bundle, storage, overrides) = match &opts.image {
+        Some(image) => {
+            let dir = store.root().join(&opts.id);
+            crate::image::bundle::load(image, &dir, &opts.id, &opts.storage, &opts.overrides)?
+        }
+        None => (
+            Bundle::load(&opts.bundle)?,
+            opts.storage.clone(),
+            opts.overrides.clone(),
+        ),
+    };
+    crate::overrides::apply(&mut bundle, &overrides)?;
+    crate::storage::merge_cli(&mut bundle, &storage)?;
     crate::network::merge_cli(&mut bundle, &opts.network)?;
     bundle.add_env(&opts.extra_env);
     let terminal = bundle.process().terminal().unwrap_or(false);
@@ -119,7 +132,8 @@ fn make(
     log: &Logger,
     undo: impl FnOnce(Container, &Logger),
 ) -> Result<Created> {
-    let built = crate::storage::prepare(bundle, &container, log)
+    let built = crate::image::bundle::write_config(bundle)
+        .and_then(|()| crate::storage::prepare(bundle, &container, log))
         .and_then(|()| crate::network::prepare(bundle, &container, log))
         .and_then(|()| build(bundle, &mut container, opts, log));
     match built {

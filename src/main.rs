@@ -34,7 +34,7 @@ struct Cli {
     /// Accepted for runc compatibility; hull manages cgroups through cgroupfs only
     #[arg(long, global = true, hide = true)]
     systemd_cgroup: bool,
-    /// Directory for overlay upper dirs and named volumes
+    /// Directory for overlay upper dirs, named volumes and images
     #[arg(long, global = true, default_value = storage::DEFAULT_DATA_ROOT)]
     data_root: PathBuf,
     #[command(subcommand)]
@@ -99,6 +99,16 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// Connect to a detached container's terminal or stdio (detach: ctrl-p ctrl-q)
     Attach(cli::attach::AttachArgs),
+    /// Manage images: load, ls, inspect, rm, prune, tag, save
+    Image(cli::image::ImageArgs),
+    /// List images
+    Images(cli::image::ImagesArgs),
+    /// Remove images
+    Rmi(cli::image::RmiArgs),
+    /// Give an image another name
+    Tag(cli::image::TagArgs),
+    /// Write images to an OCI layout tar
+    Save(cli::image::SaveArgs),
 }
 
 fn main() -> ExitCode {
@@ -194,5 +204,10 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Restart(args) => cli::stop::restart(&root, args, logger),
         Command::Logs(args) => cli::logs::logs(&root, args),
         Command::Attach(args) => cli::attach::attach(&root, args),
+        Command::Image(args) => cli::image::image(args).map(ok),
+        Command::Images(args) => cli::image::images(args).map(ok),
+        Command::Rmi(args) => cli::image::rmi(args).map(ok),
+        Command::Tag(args) => cli::image::tag(args).map(ok),
+        Command::Save(args) => cli::image::save(args).map(ok),
     }
 }

@@ -40,7 +40,7 @@ pub fn apply(bundle: &mut Bundle, o: &Overrides) -> Result<()> {
         bundle.spec.set_hostname(Some(name.clone()));
     }
     let ids = match &o.user {
-        Some(spec) => Some(user_ids(&bundle.rootfs, spec)?),
+        Some(spec) => Some(user_ids(bundle, spec)?),
         None => None,
     };
     if let Some(cwd) = &o.cwd {
@@ -91,11 +91,21 @@ fn check_uts(bundle: &Bundle, name: &str) -> Result<()> {
 }
 
 /// `--user` against the image's own /etc/passwd and /etc/group, resolved in
-/// the rootfs (a symlink in the image cannot make hull read a host file).
-fn user_ids(rootfs: &Path, spec: &str) -> Result<passwd::Ids> {
-    let root = InRoot::open(rootfs)?;
+/// the rootfs (a symlink in the image cannot make hull read a host file);
+/// with overlay layers, in the top-most layer that has the file.
+fn user_ids(bundle: &Bundle, spec: &str) -> Result<passwd::Ids> {
+    user_ids_in(&crate::storage::layers_top_first(bundle)?, spec)
+}
+
+fn user_ids_in(layers: &[PathBuf], spec: &str) -> Result<passwd::Ids> {
+    let roots = layers
+        .iter()
+        .map(|l| InRoot::open(l))
+        .collect::<Result<Vec<_>>>()?;
     let read = |path: &str| {
-        let fd = root.resolve(Path::new(path)).ok()?;
+        let fd = roots
+            .iter()
+            .find_map(|root| root.resolve(Path::new(path)).ok())?;
         // Reopened through /proc: an O_PATH fd cannot be read.
         passwd::read_regular(&fd_path(&fd))
     };
@@ -205,16 +215,23 @@ mod tests {
         // /etc/group points out of the rootfs: resolved inside, it is missing.
         std::fs::write(outside.join("group"), "grp:x:77:app\n").unwrap();
         std::os::unix::fs::symlink("../../outside/group", root.join("etc/group")).unwrap();
-        let ids = user_ids(&root, "app").unwrap();
+        let one = [root.clone()];
+        let ids = user_ids_in(&one, "app").unwrap();
         assert_eq!((ids.uid, ids.gid), (500, 501));
         assert!(ids.additional_gids.is_empty());
-        assert!(user_ids(&root, "app:grp").is_err());
+        assert!(user_ids_in(&one, "app:grp").is_err());
         std::fs::remove_file(root.join("etc/group")).unwrap();
         std::fs::write(root.join("etc/group"), "grp:x:77:app\n").unwrap();
-        let ids = user_ids(&root, "app:grp").unwrap();
+        let ids = user_ids_in(&one, "app:grp").unwrap();
         assert_eq!((ids.uid, ids.gid), (500, 77));
-        let ids = user_ids(&root, "app").unwrap();
+        let ids = user_ids_in(&one, "app").unwrap();
         assert_eq!(ids.additional_gids, vec![77]);
+        // Layers: the top-most that has the file wins.
+        let top = dir.join("top");
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::write(top.join("etc/passwd"), "app:x:600:601::/app:/bin/sh\n").unwrap();
+        let ids = user_ids_in(&[top, root.clone()], "app").unwrap();
+        assert_eq!((ids.uid, ids.gid), (600, 601));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -625,6 +625,22 @@ fn sized_read(call: impl Fn(*mut libc::c_void, usize) -> isize) -> Result<Vec<u8
     }
 }
 
+/// Set the extended attribute `name` of the open file `fd` to `value`.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `fd` is open for the call, `name` is a valid C string and
+    // `value` is valid for `value.len()` bytes; flags 0.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Set the extended attribute `name` of `path` (no final symlink) to `value`.
 pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> Result<(), Errno> {
     // SAFETY: the strings and `value` are valid for the call; flags 0.
@@ -960,9 +976,10 @@ pub struct Heard {
 ///
 /// We wait until the pipe closes, that is until the child has executed a
 /// program or exited: then the memory is ours alone again and we return
-/// what it said last. But when it says `leave_on`, we exit at once with
-/// code 0 and leave it running: we cannot return then, since it may still
-/// be using anything in the memory we share.
+/// what it said last. But when it says `leave_on`, we write `farewell` to
+/// our stdout and exit at once with code 0, leaving it running: we cannot
+/// return then, since it may still be using anything in the memory we
+/// share. `farewell` is ours: the child must not touch it.
 ///
 /// This is how `run -d` hands a container to its monitor without the cost
 /// of a fork: the monitor works in pages that are already there (no page
@@ -972,6 +989,7 @@ pub struct Heard {
 pub fn share_memory_with<F: FnOnce(OwnedFd) -> i32>(
     child: F,
     leave_on: Option<u8>,
+    farewell: &[u8],
 ) -> Result<Heard, Errno> {
     const STACK: usize = 8 << 20;
     struct Start<F> {
@@ -1046,9 +1064,16 @@ pub fn share_memory_with<F: FnOnce(OwnedFd) -> i32>(
         let n = unsafe { libc::read(listen.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
         match n {
             1 if Some(byte) == leave_on => {
-                // SAFETY: ending this process without touching the memory
-                // the child is still using (no destructors, no atexit).
-                unsafe { libc::_exit(0) }
+                // SAFETY: `farewell` is valid for its length and only ours;
+                // then ending this process without touching the memory the
+                // child is still using (no destructors, no atexit). A failed
+                // write (a closed stdout) changes nothing: the child runs.
+                unsafe {
+                    if !farewell.is_empty() {
+                        libc::write(1, farewell.as_ptr().cast(), farewell.len());
+                    }
+                    libc::_exit(0)
+                }
             }
             1 => word = Some(byte),
             // Only a signal can fail this read (the fd and the buffer are

@@ -7,6 +7,7 @@
 
 pub mod fixture;
 pub mod harness;
+pub mod images;
 pub mod runtime;
 pub mod util;
 

@@ -101,6 +101,8 @@ mod exec;
 mod failclosed;
 #[path = "suite/faults.rs"]
 mod faults;
+#[path = "suite/images.rs"]
+mod images;
 #[path = "suite/monitor.rs"]
 mod monitor;
 #[path = "suite/network.rs"]
@@ -147,6 +149,7 @@ fn main() {
         parity_cli::TESTS,
         security::TESTS,
         storage::TESTS,
+        images::TESTS,
         docker_run::TESTS,
     ]
     .into_iter()

@@ -150,7 +150,7 @@ fn inventory(c: &Container) -> Result<Vec<String>> {
     if let Some(j) = crate::storage::Journal::read(&c.dir)? {
         j.data_dir
             .iter()
-            .chain(&j.volume_users)
+            .chain(&j.markers)
             .filter(|p| p.exists())
             .for_each(|p| lines.push(format!("{} {}", storage_kind(&j, p), p.display())));
     }

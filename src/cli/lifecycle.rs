@@ -42,7 +42,17 @@ pub struct CreateArgs {
     network: super::network::NetworkArgs,
     #[command(flatten)]
     overrides: super::overrides::OverrideArgs,
-    id: String,
+    /// Make the container from this image (NAME[:TAG] or id) instead of a
+    /// bundle; every word after the options is then the command, replacing
+    /// the image's Cmd (hull-only)
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// With --image: the container's id (default: 64 random hex digits,
+    /// printed)
+    #[arg(long, value_name = "ID", requires = "image")]
+    name: Option<String>,
+    #[arg(required_unless_present = "image")]
+    id: Option<String>,
     /// A command and its arguments replacing process.args (hull-only)
     #[arg(
         trailing_var_arg = true,
@@ -53,6 +63,27 @@ pub struct CreateArgs {
 }
 
 impl CreateArgs {
+    /// The container's id. With --image the first word is the command's,
+    /// not an id, and the id is --name or a new random one (Docker's way).
+    fn id(&mut self) -> String {
+        if self.image.is_some() && self.name.is_none() {
+            self.name = Some(crate::image::random_id());
+        }
+        if let Some(name) = &self.name {
+            if let Some(first) = self.id.take() {
+                self.command.insert(0, first);
+            }
+            self.id = Some(name.clone());
+        }
+        self.id
+            .clone()
+            .expect("clap requires an id without --image")
+    }
+
+    /// Whether hull chose the id (it is printed then, as Docker does).
+    fn id_is_new(&self) -> bool {
+        self.image.is_some()
+    }
     /// `io`: who serves the process's stdio and terminal. First thing a command does: the fds passed on are checked before
     /// hull opens any of its own.
     fn options(self, io: console::Io) -> Result<CreateOptions> {
@@ -61,7 +92,7 @@ impl CreateArgs {
             keep_fds: passed.count,
             no_new_keyring: self.no_new_keyring,
             extra_env: passed.env,
-            id: self.id,
+            id: self.id.expect("CreateArgs::id ran first"),
             bundle: self.bundle,
             pid_file: self.pid_file,
             no_pivot: self.no_pivot,
@@ -70,6 +101,7 @@ impl CreateArgs {
             storage: self.storage.extras(),
             network: self.network.extras(),
             overrides: self.overrides.overrides(self.command)?,
+            image: self.image,
         })
     }
 }
@@ -143,14 +175,18 @@ pub struct DeleteArgs {
     ids: Vec<String>,
 }
 
-pub fn create(root: &Path, args: CreateArgs, log: &Logger) -> Result<()> {
-    let id = args.id.clone();
+pub fn create(root: &Path, mut args: CreateArgs, log: &Logger) -> Result<()> {
+    let id = args.id();
+    let print_id = args.id_is_new();
     let opts = args
         .options(console::Io::Detached)
         .map_err(|e| e.within(format!("create {id}")))?;
     create::create(&Store::new(root), &opts, log)
-        .map(drop)
-        .map_err(|e| e.within(format!("create {}", opts.id)))
+        .map_err(|e| e.within(format!("create {}", opts.id)))?;
+    if print_id {
+        super::out::print(&format!("{id}\n"))?;
+    }
+    Ok(())
 }
 
 pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
@@ -167,13 +203,18 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<()> {
     Ok(())
 }
 
-pub fn run(root: &Path, args: RunArgs, log: &Logger) -> Result<ExitCode> {
+pub fn run(root: &Path, mut args: RunArgs, log: &Logger) -> Result<ExitCode> {
     let store = Store::new(root);
-    let id = args.create.id.clone();
+    let id = args.create.id();
     let within = |e: Error| e.within(format!("run {id}"));
     if args.detach {
+        let farewell = if args.create.id_is_new() {
+            format!("{id}\n")
+        } else {
+            String::new()
+        };
         let launch = launch(args).map_err(within)?;
-        return crate::monitor::run_detached(&store, launch, false, log);
+        return crate::monitor::run_detached(&store, launch, false, farewell.as_bytes(), log);
     }
     if args.restart != "no" || !args.log_opt.is_empty() || args.lease.is_some() {
         return Err(within(

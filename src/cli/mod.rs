@@ -7,6 +7,7 @@ pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod gc;
+pub mod image;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

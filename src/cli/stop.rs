@@ -155,7 +155,7 @@ fn restart_one(store: &Store, id: &str, grace: Duration, log: &Logger) -> Result
         _ => {}
     }
     // The new monitor prints its own error line.
-    if monitor::run_detached(store, launch, true, log)? != ExitCode::SUCCESS {
+    if monitor::run_detached(store, launch, true, b"", log)? != ExitCode::SUCCESS {
         return Err(Error::new("the container did not start again"));
     }
     Ok(())

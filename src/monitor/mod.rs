@@ -94,7 +94,8 @@ pub fn is_monitored(state_dir: &Path) -> bool {
 
 /// `run -d` (`again`: `restart` of a stopped container): start the
 /// monitor, which creates and starts the container, and return once it
-/// has. The monitor prints its own error, so a failure here is only an
+/// has, writing `farewell` to stdout then (`run -d --image` prints the
+/// id). The monitor prints its own error, so a failure here is only an
 /// exit code.
 ///
 /// The monitor runs in our memory (`sys::share_memory_with`) until it
@@ -102,7 +103,13 @@ pub fn is_monitored(state_dir: &Path) -> bool {
 /// page the create touches a copy and cost `run -d` a millisecond. `run
 /// -d` exits the moment the monitor says the container runs (its records
 /// written); `restart` goes on once the monitor has re-executed.
-pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) -> Result<ExitCode> {
+pub fn run_detached(
+    store: &Store,
+    launch: Launch,
+    again: bool,
+    farewell: &[u8],
+    log: &Logger,
+) -> Result<ExitCode> {
     let leave_on = (!again).then_some(STARTED);
     let heard = sys::share_memory_with(
         |tell| match become_monitor(store, launch, again, tell, log) {
@@ -113,6 +120,7 @@ pub fn run_detached(store: &Store, launch: Launch, again: bool, log: &Logger) ->
             }
         },
         leave_on,
+        farewell,
     )
     .step("start monitor")?;
     if heard.word == Some(STARTED) {

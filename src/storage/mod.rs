@@ -23,6 +23,7 @@
 
 pub mod layers;
 pub mod overlay;
+pub mod users;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub fn data_root() -> PathBuf {
 #[derive(Debug, Default, Clone)]
 pub struct Plan {
     pub overlay: Option<overlay::Overlay>,
+    /// Made from an image: the image's users, where the container's marker goes.
+    pub image_users: Option<users::Users>,
 }
 
 /// Storage extras of `create`/`run`, as given on the command line.
@@ -98,9 +101,9 @@ pub struct Journal {
     /// The read-only lowers of the overlay, top-most first (for diff).
     #[serde(default)]
     pub lowers: Vec<PathBuf>,
-    /// Marker files saying "this container uses volume X".
-    #[serde(default)]
-    pub volume_users: Vec<PathBuf>,
+    /// Marker files saying "this container uses volume (or image) X".
+    #[serde(default, rename = "volumeUsers")]
+    pub markers: Vec<PathBuf>,
     /// Volumes made for this container alone (`-v /path`, random names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anonymous: Vec<String>,
@@ -385,6 +388,12 @@ fn overlay_lowers(bundle: &Bundle) -> Result<Option<Vec<PathBuf>>> {
     Ok(Some(lowers))
 }
 
+/// The layers of the container's root, top-most first: the overlay's
+/// lowers, or just the rootfs.
+pub fn layers_top_first(bundle: &Bundle) -> Result<Vec<PathBuf>> {
+    Ok(overlay_lowers(bundle)?.unwrap_or_else(|| vec![bundle.rootfs.clone()]))
+}
+
 /// After the id is reserved: journal, then create, the container's overlay
 /// dirs and its volume uses; rewrite volume mounts into binds of the
 /// volumes' data. Nothing to do (and no file written) for a plain bundle.
@@ -409,12 +418,15 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     let reuse = data_dir.is_some() && again == data_dir;
     let store = volumes::Store::new(&data);
     let anonymous = annotation(bundle, ANNOTATION_ANONYMOUS).unwrap_or_default();
+    let image_users = bundle.storage.image_users.clone();
+    let image_users = image_users.as_ref();
     let journal = Journal {
         data_dir: data_dir.clone(),
         lowers: lowers.clone().unwrap_or_default(),
-        volume_users: uses
+        markers: uses
             .iter()
             .map(|name| store.user_marker(name, &container.dir, id))
+            .chain(image_users.map(|u| u.marker(&container.dir, id)))
             .collect(),
         anonymous: uses
             .iter()
@@ -424,6 +436,10 @@ pub fn prepare(bundle: &mut Bundle, container: &Container, log: &Logger) -> Resu
     };
     journal.write(&container.dir)?;
     log.step("storage: journal");
+    if let Some(users) = image_users {
+        users.add(&container.dir, id)?;
+        log.step("storage: mark image in use");
+    }
 
     if let (Some(dir), Some(lowers)) = (data_dir, lowers) {
         let userns = bundle.spec.linux().as_ref().is_some_and(|l| {
@@ -525,16 +541,16 @@ pub fn remove_volumes(names: &[String]) -> Result<()> {
     names.iter().try_for_each(|n| store.remove(n, false))
 }
 
-/// Undo what the journal lists: the overlay dirs and the volume markers.
+/// Undo what the journal lists: the overlay dirs and the use markers.
 /// Volume data is never touched. What is already gone is ignored.
 pub fn cleanup(state_dir: &Path) -> Result<()> {
     let Some(journal) = Journal::read(state_dir)? else {
         return Ok(());
     };
-    for marker in &journal.volume_users {
+    for marker in &journal.markers {
         match std::fs::remove_file(marker) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).step_at("remove volume use", marker)
+                return Err(e).step_at("remove use marker", marker)
             }
             _ => {}
         }

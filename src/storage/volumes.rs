@@ -6,27 +6,19 @@
 //! A flock on the volume's directory serialises first use, seeding and `rm`.
 
 use std::fs::{self, File};
-use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+pub use super::users::User;
+use super::users::Users;
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
 pub struct Store {
     dir: PathBuf,
-}
-
-/// A container that uses a volume, as its marker says.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: String,
-    pub state_dir: PathBuf,
-    pub live: bool,
-    pub marker: PathBuf,
 }
 
 /// Docker's rule for volume names.
@@ -80,11 +72,11 @@ impl Store {
     /// The marker a container leaves in a volume it uses. Its name is unique
     /// per state dir (two --roots may hold the same id).
     pub fn user_marker(&self, name: &str, state_dir: &Path, id: &str) -> PathBuf {
-        let mut h = std::hash::DefaultHasher::new();
-        state_dir.hash(&mut h);
-        self.path(name)
-            .join("users")
-            .join(format!("{id}@{:016x}", h.finish()))
+        self.user_markers(name).marker(state_dir, id)
+    }
+
+    fn user_markers(&self, name: &str) -> Users {
+        Users::new(self.path(name).join("users"))
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -158,9 +150,7 @@ impl Store {
             }
             fs::write(&seeded, "").step_at("mark volume seeded", &seeded)?;
         }
-        let marker = self.user_marker(name, state_dir, id);
-        fs::write(&marker, state_dir.as_os_str().as_bytes())
-            .step_at("mark volume in use", &marker)?;
+        self.user_markers(name).add(state_dir, id)?;
         Ok(data)
     }
 
@@ -180,30 +170,9 @@ impl Store {
         fs::read_to_string(self.path(name).join("created")).unwrap_or_default()
     }
 
-    /// The containers whose markers are in the volume, and whether each is
-    /// live (its init runs, or its create is still in progress).
+    /// The containers whose markers are in the volume.
     pub fn users(&self, name: &str) -> Vec<User> {
-        let dir = self.path(name).join("users");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let fname = e.file_name().to_string_lossy().into_owned();
-            let id = fname
-                .rsplit_once('@')
-                .map(|(i, _)| i)
-                .unwrap_or(&fname)
-                .to_string();
-            let state_dir = PathBuf::from(std::ffi::OsStr::from_bytes(
-                &fs::read(e.path()).unwrap_or_default(),
-            ));
-            out.push(User {
-                id,
-                live: is_live(&state_dir),
-                state_dir,
-                marker: e.path(),
-            });
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+        self.user_markers(name).list()
     }
 
     /// Remove a volume and its data. Refused while a live container uses it,
@@ -233,7 +202,7 @@ impl Store {
             ))
             .hint("stop and delete the container first (`hull delete --force ID`)"));
         }
-        let stopped = ids(&|u| u.state_dir.join("state.json").exists());
+        let stopped = ids(&|u| u.exists());
         if !stopped.is_empty() && !force {
             return Err(Error::new(format!(
                 "volume {name} is in use by stopped container {}",
@@ -246,29 +215,8 @@ impl Store {
     }
 
     pub fn remove_stale_users(&self, name: &str) {
-        for u in self.users(name) {
-            if !u.live && !u.state_dir.join("state.json").exists() {
-                let _ = fs::remove_file(&u.marker);
-            }
-        }
+        self.user_markers(name).existing();
     }
-}
-
-/// A container is live while its state dir exists and its init runs, or it
-/// is still being created (no pid yet).
-fn is_live(state_dir: &Path) -> bool {
-    let Ok(text) = fs::read(state_dir.join("state.json")) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        return false;
-    };
-    let pid = v["pid"].as_i64().unwrap_or(0) as i32;
-    if pid == 0 {
-        return true;
-    }
-    let start = v["pidStart"].as_u64().unwrap_or(0);
-    matches!(crate::state::proc_start_time(pid), Some((s, false)) if s == start)
 }
 
 fn fd_num(fd: &std::os::fd::OwnedFd) -> i32 {

@@ -1,0 +1,456 @@
+//! `image load`: images from a docker-archive (what `docker save` writes:
+//! manifest.json, configs, layer tars) or an OCI image layout (index.json,
+//! blobs/sha256), given as a tar (plain or gzip, a file or stdin) or as a
+//! directory.
+//!
+//! Every file of the archive is stored as a blob first (hashed while it is
+//! written), then the archive's own manifests say which blobs are configs
+//! and layers: each named digest and size is checked, each layer unpacked
+//! once and its diff id checked against the config. Runs under the store's
+//! exclusive lock; on any error the blobs and layers no record needs are
+//! swept again, so a failed load stores nothing.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::digest::{chain_ids, Digest};
+use super::{normalize, Layer, Record, Store};
+use crate::error::{Context, Error, Result};
+
+/// An image the archive held, once stored.
+pub struct Loaded {
+    pub record: Record,
+    pub tags: Vec<String>,
+}
+
+/// Load every image of the archive at `path` (`-` for stdin).
+pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
+    let _lock = store.lock_exclusive()?;
+    let result = load_locked(store, path);
+    if result.is_err() {
+        let _ = store.sweep();
+    }
+    result
+}
+
+fn load_locked(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
+    let files = if path == Path::new("-") {
+        ingest_tar(store, std::io::stdin().lock())?
+    } else if path.is_dir() {
+        ingest_dir(store, path)?
+    } else {
+        let f = File::open(path).step_at("open archive", path)?;
+        ingest_tar(store, f)?
+    };
+    let images = if files.contains_key("manifest.json") {
+        docker_archive(store, &files)?
+    } else if files.contains_key("index.json") {
+        oci_layout(store, &files)?
+    } else {
+        return Err(Error::new("read archive")
+            .at(path)
+            .detail("neither manifest.json (docker save) nor index.json (an OCI layout) in it")
+            .hint("give a tar written by `docker save` or an OCI image layout"));
+    };
+    let mut refs = store.refs()?;
+    let mut out = Vec::new();
+    for (image, tags) in images {
+        let record = store.put_record(image)?;
+        for t in &tags {
+            refs.insert(t.clone(), record.id.clone());
+        }
+        out.push(Loaded { record, tags });
+    }
+    store.put_refs(&refs)?;
+    store.sweep()?;
+    Ok(out)
+}
+
+/// Archive path -> the blob its content became.
+type Files = BTreeMap<String, (Digest, u64)>;
+
+fn archive_path(raw: &[u8]) -> Result<String> {
+    let clean = super::unpack::clean(raw)
+        .map_err(|e| e.within(format!("archive entry {:?}", String::from_utf8_lossy(raw))))?;
+    Ok(String::from_utf8_lossy(&clean).into_owned())
+}
+
+fn ingest_tar(store: &Store, r: impl Read) -> Result<Files> {
+    let corrupt = |e| super::unpack::broken("archive", e);
+    let mut tar = tar::Archive::new(super::unpack::decompressed(r)?);
+    let mut files = Files::new();
+    let mut links = Vec::new();
+    for entry in tar.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let path = archive_path(&entry.path_bytes())?;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let want = entry.header().size().unwrap_or(0);
+                let blob = store.put_blob(&mut entry, None)?;
+                if blob.1 != want {
+                    let _ = std::fs::remove_file(store.blob_path(&blob.0));
+                    return Err(Error::new("read archive")
+                        .detail(format!("{path}: {} of {want} bytes", blob.1))
+                        .hint("the archive is corrupt or truncated"));
+                }
+                files.insert(path, blob);
+            }
+            // Older `docker save` links a layer shared by two images.
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                if let Some(target) = entry.link_name_bytes() {
+                    links.push((path, entry.header().entry_type(), target.into_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (path, kind, target) in links {
+        let resolved = if kind == tar::EntryType::Symlink {
+            let base = Path::new(&path).parent().unwrap_or(Path::new(""));
+            let joined = base.join(std::ffi::OsStr::new(&*String::from_utf8_lossy(&target)));
+            normal_join(&joined.to_string_lossy())
+        } else {
+            archive_path(&target).ok()
+        };
+        if let Some(blob) = resolved.and_then(|t| files.get(&t).cloned()) {
+            files.insert(path, blob);
+        }
+    }
+    Ok(files)
+}
+
+/// `a/b/../c` -> `a/c`; None if it climbs above the archive's root.
+fn normal_join(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn ingest_dir(store: &Store, dir: &Path) -> Result<Files> {
+    let mut files = Files::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        for e in std::fs::read_dir(&here).step_at("read layout", &here)? {
+            let e = e.step_at("read layout", &here)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sub = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = e.file_type().step_at("read layout", &e.path())?;
+            if ft.is_dir() {
+                stack.push(sub);
+            } else if ft.is_file() {
+                let f = File::open(e.path()).step_at("read layout", &e.path())?;
+                files.insert(sub, store.put_blob(f, None)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The blob at `path` in the archive, checked against `want` (a digest and
+/// size the archive's own index or manifest gave) when there is one.
+fn file<'a>(files: &'a Files, path: &str, want: Option<&Descriptor>) -> Result<&'a Digest> {
+    let (d, size) = files.get(path).ok_or_else(|| {
+        Error::new("read archive")
+            .detail(format!("{path} is missing"))
+            .hint("the archive is incomplete: save or copy the image again")
+    })?;
+    if let Some(want) = want {
+        if *d != want.digest {
+            return Err(Error::new("verify blob").detail(format!(
+                "{path}: digest mismatch: expected {}, got {d}",
+                want.digest
+            )));
+        }
+        if want.size.is_some_and(|s| s != *size) {
+            return Err(Error::new("verify blob").detail(format!(
+                "{path}: size mismatch: expected {}, got {size}",
+                want.size.unwrap_or(0)
+            )));
+        }
+    }
+    Ok(d)
+}
+
+fn json<T: serde::de::DeserializeOwned>(store: &Store, d: &Digest, what: &str) -> Result<T> {
+    serde_json::from_slice(&store.read_blob(d)?).map_err(|e| {
+        Error::new(format!("parse {what}"))
+            .detail(format!("{d}: {e}"))
+            .hint("the archive is corrupt")
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn docker_archive(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<String>)>> {
+    let manifest: Vec<DockerEntry> =
+        json(store, file(files, "manifest.json", None)?, "manifest.json")?;
+    let mut out = Vec::new();
+    for entry in manifest {
+        let config = file(files, &archive_path(entry.config.as_bytes())?, None)?.clone();
+        let mut layers = Vec::new();
+        for l in &entry.layers {
+            layers.push(Descriptor {
+                media_type: None,
+                digest: file(files, &archive_path(l.as_bytes())?, None)?.clone(),
+                size: None,
+                platform: None,
+                annotations: BTreeMap::new(),
+            });
+        }
+        let tags = entry
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| normalize(t))
+            .collect::<Result<Vec<_>>>()?;
+        out.push((image(store, &config, None, &layers)?, tags));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: Option<String>,
+    digest: Digest,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+const LAYER_TYPES: [&str; 7] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
+/// The architecture name images use for this machine.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+fn oci_layout(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<String>)>> {
+    let index: Index = json(store, file(files, "index.json", None)?, "index.json")?;
+    let mut out = Vec::new();
+    for desc in index.manifests {
+        let tags = match desc
+            .annotations
+            .get("io.containerd.image.name")
+            .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
+        {
+            // A bare tag ("latest") names no repository: the image stays untagged.
+            Some(name) if name.contains([':', '/']) => vec![normalize(name)?],
+            _ => Vec::new(),
+        };
+        let manifest = pick_manifest(store, files, desc)?;
+        let m: Manifest = json(store, &manifest.digest, "image manifest")?;
+        let config = file(files, &blob_path(&m.config.digest), Some(&m.config))?.clone();
+        for l in &m.layers {
+            let mt = l.media_type.as_deref().unwrap_or("");
+            if !LAYER_TYPES.contains(&mt) {
+                return Err(Error::new("read image manifest")
+                    .detail(format!("layer {}: unknown media type {mt:?}", l.digest))
+                    .hint("hull reads tar layers, plain, gzip or zstd"));
+            }
+            file(files, &blob_path(&l.digest), Some(l))?;
+        }
+        out.push((
+            image(store, &config, Some(manifest.digest), &m.layers)?,
+            tags,
+        ));
+    }
+    Ok(out)
+}
+
+/// Follow an index (a multi-platform image) down to the manifest for this
+/// machine's platform.
+fn pick_manifest(store: &Store, files: &Files, mut desc: Descriptor) -> Result<Descriptor> {
+    for _ in 0..4 {
+        let mt = desc.media_type.clone().unwrap_or_default();
+        file(files, &blob_path(&desc.digest), Some(&desc))?;
+        if MANIFEST_TYPES.contains(&mt.as_str()) {
+            return Ok(desc);
+        }
+        if !INDEX_TYPES.contains(&mt.as_str()) {
+            return Err(Error::new("read index")
+                .detail(format!("{}: unknown media type {mt:?}", desc.digest))
+                .hint("hull reads OCI and Docker schema 2 manifests and indexes"));
+        }
+        let index: Index = json(store, &desc.digest, "image index")?;
+        let arch = host_arch();
+        desc = index
+            .manifests
+            .into_iter()
+            .filter(|m| {
+                m.platform
+                    .as_ref()
+                    .is_none_or(|p| p.os == "linux" && p.architecture == arch)
+            })
+            .find(|m| files.contains_key(&blob_path(&m.digest)))
+            .ok_or_else(|| {
+                Error::new("read index")
+                    .detail(format!("no linux/{arch} image in the archive"))
+                    .hint("save or pull the image for this platform")
+            })?;
+    }
+    Err(Error::new("read index").detail("indexes nested too deep"))
+}
+
+/// Check the config, unpack the layers it lists (each chain once) and make
+/// the record.
+fn image(
+    store: &Store,
+    config: &Digest,
+    manifest: Option<Digest>,
+    layers: &[Descriptor],
+) -> Result<Record> {
+    let cfg: Value = json(store, config, "image config")?;
+    let os = cfg["os"].as_str().unwrap_or("linux");
+    if os != "linux" {
+        return Err(Error::new("read image config").detail(format!("an image for {os}, not linux")));
+    }
+    let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| Digest::parse(v.as_str().unwrap_or("")))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()
+        .map_err(|e| e.within("read image config: rootfs.diff_ids"))?
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::new("read image config").detail(format!(
+            "it lists {} layers, the manifest {}",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    if layers.is_empty() {
+        return Err(Error::new("read image config").detail("the image has no layers"));
+    }
+    let chains = chain_ids(&diff_ids);
+    let mut out = Vec::new();
+    for ((l, diff_id), chain) in layers.iter().zip(&diff_ids).zip(&chains) {
+        store.add_layer(chain, diff_id, &l.digest)?;
+        out.push(Layer {
+            digest: l.digest.clone(),
+            media_type: match &l.media_type {
+                Some(t) => t.clone(),
+                None => sniff_type(store, &l.digest)?.into(),
+            },
+            diff_id: diff_id.clone(),
+            chain_id: chain.clone(),
+        });
+    }
+    Ok(Record {
+        id: config.clone(),
+        manifest,
+        layers: out,
+        created: cfg["created"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(crate::time::rfc3339_now),
+        size: 0,
+    })
+}
+
+/// A docker-archive names no layer types: the blob's first bytes tell.
+fn sniff_type(store: &Store, d: &Digest) -> Result<&'static str> {
+    let p = store.blob_path(d);
+    let mut head = [0u8; 4];
+    let n = File::open(&p)
+        .and_then(|mut f| f.read(&mut head))
+        .step_at("read layer", &p)?;
+    Ok(match &head[..n] {
+        [0x1f, 0x8b, ..] => LAYER_TYPES[1],
+        [0x28, 0xb5, 0x2f, 0xfd] => LAYER_TYPES[2],
+        _ => LAYER_TYPES[0],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_stay_inside() {
+        assert_eq!(
+            normal_join("a/../b/layer.tar").as_deref(),
+            Some("b/layer.tar")
+        );
+        assert_eq!(normal_join("../x"), None);
+    }
+}
