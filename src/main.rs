@@ -81,7 +81,7 @@ enum Command {
     Volume(cli::storage::VolumeArgs),
     /// List what a container with an overlay rootfs changed (A, C, D)
     Diff { id: String },
-    /// Write a container's changes as a new layer directory
+    /// Make an image (or a layer directory) of a container's changes
     Commit(cli::storage::CommitArgs),
     /// List the published ports of a container
     Port { id: String },
@@ -195,7 +195,7 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Events(args) => cli::cgroups::events(&root, args).map(ok),
         Command::Volume(args) => cli::storage::volume(args).map(ok),
         Command::Diff { id } => cli::storage::diff(&root, &id).map(ok),
-        Command::Commit(args) => cli::storage::commit(&root, args).map(ok),
+        Command::Commit(args) => cli::storage::commit(&root, args, logger).map(ok),
         Command::Port { id } => cli::network::port(&root, &id).map(ok),
         Command::Network(args) => cli::network::network(args).map(ok),
         Command::Check(args) => cli::check::check(&root, args),
@@ -204,7 +204,7 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Restart(args) => cli::stop::restart(&root, args, logger),
         Command::Logs(args) => cli::logs::logs(&root, args),
         Command::Attach(args) => cli::attach::attach(&root, args),
-        Command::Image(args) => cli::image::image(args).map(ok),
+        Command::Image(args) => cli::image::image(args, logger).map(ok),
         Command::Images(args) => cli::image::images(args).map(ok),
         Command::Rmi(args) => cli::image::rmi(args).map(ok),
         Command::Tag(args) => cli::image::tag(args).map(ok),

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Context, Error, Result};
 use crate::image::{self, Digest, Record, Store};
+use crate::log::Logger;
 
 #[derive(Args)]
 pub struct ImageArgs {
@@ -97,9 +98,9 @@ pub struct SaveArgs {
     images: Vec<String>,
 }
 
-pub fn image(args: ImageArgs) -> Result<()> {
+pub fn image(args: ImageArgs, log: &Logger) -> Result<()> {
     match args.command {
-        ImageCommand::Load(a) => load(a),
+        ImageCommand::Load(a) => load(a, log),
         ImageCommand::Ls(a) => images(a),
         ImageCommand::Inspect { images } => inspect(&images),
         ImageCommand::Rm(a) => rmi(a),
@@ -109,14 +110,15 @@ pub fn image(args: ImageArgs) -> Result<()> {
     }
 }
 
-pub fn load(args: LoadArgs) -> Result<()> {
+pub fn load(args: LoadArgs, log: &Logger) -> Result<()> {
     let store = Store::default_store();
     if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
         return Err(Error::new("image load")
             .detail("no archive: stdin is a terminal")
             .hint("give the archive with -i FILE, or pipe it in"));
     }
-    let loaded = image::archive::load(&store, &args.input).map_err(|e| e.within("image load"))?;
+    let loaded =
+        image::archive::load(&store, &args.input, log).map_err(|e| e.within("image load"))?;
     if args.quiet {
         return Ok(());
     }

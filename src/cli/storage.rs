@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::error::{Error, Result};
+use crate::image;
+use crate::log::Logger;
 use crate::state::Store;
 use crate::storage::{self, layers, volumes, Extras, Journal};
 
@@ -88,9 +90,22 @@ enum VolumeCommand {
 
 #[derive(Args)]
 pub struct CommitArgs {
+    /// A commit message (in the image's history)
+    #[arg(short, long)]
+    message: Option<String>,
+    /// The image's author
+    #[arg(short, long)]
+    author: Option<String>,
+    /// A Dockerfile instruction for the image's config (CMD, ENTRYPOINT,
+    /// ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME); repeatable
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    changes: Vec<String>,
     id: String,
-    /// The new layer directory (must not exist, or be empty)
-    dir: PathBuf,
+    /// IMAGE[:TAG]: a new image in the store; or a directory (a path that
+    /// starts with / or .): the changes as a layer directory (must not
+    /// exist, or be empty)
+    #[arg(value_name = "IMAGE|DIR")]
+    target: String,
 }
 
 pub fn volume(args: VolumeArgs) -> Result<()> {
@@ -204,10 +219,45 @@ pub fn diff(root: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn commit(root: &Path, args: CommitArgs) -> Result<()> {
-    let (_, upper) =
-        upper_of(root, &args.id).map_err(|e| e.within(format!("commit {}", args.id)))?;
-    layers::commit(&upper, &args.dir).map_err(|e| e.within(format!("commit {}", args.id)))?;
-    println!("{}", args.dir.display());
-    Ok(())
+pub fn commit(root: &Path, args: CommitArgs, log: &Logger) -> Result<()> {
+    let within = |e: Error| e.within(format!("commit {}", args.id));
+    let (journal, upper) = upper_of(root, &args.id).map_err(within)?;
+    if args.target.starts_with('/') || args.target.starts_with('.') {
+        let dir = PathBuf::from(&args.target);
+        layers::commit(&upper, &dir).map_err(within)?;
+        return super::out::print(&format!("{}\n", dir.display()));
+    }
+    let container = Store::new(root).peek(&args.id).map_err(within)?;
+    let config = container.record.bundle.join("config.json");
+    let process = std::fs::read(&config)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .map(|v| v["process"].clone())
+        .unwrap_or_default();
+    let src = image::commit::Source {
+        image: container
+            .record
+            .annotations
+            .get(image::bundle::ANNOTATION_IMAGE)
+            .and_then(|d| image::Digest::parse(d).ok()),
+        id: args.id.clone(),
+        upper,
+        lowers: journal.lowers,
+        process,
+    };
+    drop(container);
+    let opts = image::commit::CommitOptions {
+        message: args.message,
+        author: args.author,
+        changes: args.changes,
+    };
+    let id = image::commit::commit(
+        &image::Store::default_store(),
+        &src,
+        &args.target,
+        &opts,
+        log,
+    )
+    .map_err(within)?;
+    super::out::print(&format!("{id}\n"))
 }

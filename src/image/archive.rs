@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::digest::{chain_ids, Digest};
 use super::{normalize, Layer, Record, Store};
 use crate::error::{Context, Error, Result};
+use crate::log::Logger;
 
 /// An image the archive held, once stored.
 pub struct Loaded {
@@ -29,16 +30,17 @@ pub struct Loaded {
 }
 
 /// Load every image of the archive at `path` (`-` for stdin).
-pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
+pub fn load(store: &Store, path: &Path, log: &Logger) -> Result<Vec<Loaded>> {
     let _lock = store.lock_exclusive()?;
-    let result = load_locked(store, path);
+    log.step("image load: lock store");
+    let result = load_locked(store, path, log);
     if result.is_err() {
         let _ = store.sweep();
     }
     result
 }
 
-fn load_locked(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
+fn load_locked(store: &Store, path: &Path, log: &Logger) -> Result<Vec<Loaded>> {
     let files = if path == Path::new("-") {
         ingest_tar(store, std::io::stdin().lock())?
     } else if path.is_dir() {
@@ -47,26 +49,30 @@ fn load_locked(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
         let f = File::open(path).step_at("open archive", path)?;
         ingest_tar(store, f)?
     };
+    log.step("image load: blobs stored");
     let images = if files.contains_key("manifest.json") {
-        docker_archive(store, &files)?
+        docker_archive(store, &files, log)?
     } else if files.contains_key("index.json") {
-        oci_layout(store, &files)?
+        oci_layout(store, &files, log)?
     } else {
         return Err(Error::new("read archive")
             .at(path)
             .detail("neither manifest.json (docker save) nor index.json (an OCI layout) in it")
             .hint("give a tar written by `docker save` or an OCI image layout"));
     };
+    log.step("image load: layers stored");
     let mut refs = store.refs()?;
     let mut out = Vec::new();
     for (image, tags) in images {
         let record = store.put_record(image)?;
+        log.step("image load: record written");
         for t in &tags {
             refs.insert(t.clone(), record.id.clone());
         }
         out.push(Loaded { record, tags });
     }
     store.put_refs(&refs)?;
+    log.step("image load: names written");
     store.sweep()?;
     Ok(out)
 }
@@ -206,7 +212,11 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-fn docker_archive(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<String>)>> {
+fn docker_archive(
+    store: &Store,
+    files: &Files,
+    log: &Logger,
+) -> Result<Vec<(Record, Vec<String>)>> {
     let manifest: Vec<DockerEntry> =
         json(store, file(files, "manifest.json", None)?, "manifest.json")?;
     let mut out = Vec::new();
@@ -228,7 +238,7 @@ fn docker_archive(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<Strin
             .iter()
             .map(|t| normalize(t))
             .collect::<Result<Vec<_>>>()?;
-        out.push((image(store, &config, None, &layers)?, tags));
+        out.push((image(store, &config, None, &layers, log)?, tags));
     }
     Ok(out)
 }
@@ -301,7 +311,7 @@ fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-fn oci_layout(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<String>)>> {
+fn oci_layout(store: &Store, files: &Files, log: &Logger) -> Result<Vec<(Record, Vec<String>)>> {
     let index: Index = json(store, file(files, "index.json", None)?, "index.json")?;
     let mut out = Vec::new();
     for desc in index.manifests {
@@ -327,7 +337,7 @@ fn oci_layout(store: &Store, files: &Files) -> Result<Vec<(Record, Vec<String>)>
             file(files, &blob_path(&l.digest), Some(l))?;
         }
         out.push((
-            image(store, &config, Some(manifest.digest), &m.layers)?,
+            image(store, &config, Some(manifest.digest), &m.layers, log)?,
             tags,
         ));
     }
@@ -375,6 +385,7 @@ fn image(
     config: &Digest,
     manifest: Option<Digest>,
     layers: &[Descriptor],
+    log: &Logger,
 ) -> Result<Record> {
     let cfg: Value = json(store, config, "image config")?;
     let os = cfg["os"].as_str().unwrap_or("linux");
@@ -404,7 +415,7 @@ fn image(
     let chains = chain_ids(&diff_ids);
     let mut out = Vec::new();
     for ((l, diff_id), chain) in layers.iter().zip(&diff_ids).zip(&chains) {
-        store.add_layer(chain, diff_id, &l.digest)?;
+        store.add_layer(chain, diff_id, &l.digest, log)?;
         out.push(Layer {
             digest: l.digest.clone(),
             media_type: match &l.media_type {

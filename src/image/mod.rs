@@ -18,7 +18,9 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
 pub mod digest;
+pub mod pack;
 pub mod save;
 pub mod unpack;
 
@@ -166,6 +168,33 @@ impl Store {
         Ok((d, len))
     }
 
+    /// Store what `write` writes as a blob (hashed on the way).
+    pub fn put_blob_from(
+        &self,
+        write: impl FnOnce(&mut digest::HashingWriter<std::io::BufWriter<File>>) -> Result<()>,
+    ) -> Result<(Digest, u64)> {
+        let tmp = self.sub("blobs").join(temp_name());
+        let file = File::create(&tmp).step_at("write blob", &tmp)?;
+        let mut w = digest::HashingWriter::new(std::io::BufWriter::new(file));
+        let written = write(&mut w).and_then(|()| {
+            let (d, len, buf) = w.finish();
+            buf.into_inner()
+                .map_err(|e| e.into_error())
+                .step_at("write blob", &tmp)?;
+            Ok((d, len))
+        });
+        let (d, len) = match written {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let dest = self.blob_path(&d);
+        fs::rename(&tmp, &dest).step_at("store blob", &dest)?;
+        Ok((d, len))
+    }
+
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
         fs::read(&p)
@@ -176,7 +205,13 @@ impl Store {
     /// Unpack the layer blob `blob` as the top of chain `chain`, unless that
     /// chain is unpacked already; its diff id must be `diff_id`. Caller
     /// holds the exclusive lock, so a layer is unpacked once.
-    pub fn add_layer(&self, chain: &Digest, diff_id: &Digest, blob: &Digest) -> Result<()> {
+    pub fn add_layer(
+        &self,
+        chain: &Digest,
+        diff_id: &Digest,
+        blob: &Digest,
+        log: &crate::log::Logger,
+    ) -> Result<()> {
         let dir = self.layer_dir(chain);
         if dir.is_dir() {
             return Ok(());
@@ -187,6 +222,7 @@ impl Store {
             .mode(0o755)
             .create(&tmp)
             .step_at("create layer dir", &tmp)?;
+        log.step("image load: unpack layer");
         let result = File::open(self.blob_path(blob))
             .step_at("open layer blob", &self.blob_path(blob))
             .and_then(|f| unpack::unpack(f, &tmp));
@@ -216,6 +252,7 @@ impl Store {
             "layer info",
             &info,
         )?;
+        log.step("image load: layer unpacked");
         fs::rename(&tmp, &dir).step_at("store layer", &dir)
     }
 

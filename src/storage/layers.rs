@@ -30,7 +30,7 @@ impl Change {
     }
 }
 
-fn cpath(p: &Path) -> Result<CString> {
+pub fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Error::new("path").at(p).detail("contains a NUL byte"))
 }
@@ -40,7 +40,8 @@ pub fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-fn is_opaque(path: &Path) -> bool {
+/// An opaque directory hides everything below it in the lower layers.
+pub fn is_opaque(path: &Path) -> bool {
     let Ok(c) = cpath(path) else { return false };
     [c"trusted.overlay.opaque", c"user.overlay.opaque"]
         .iter()

@@ -25,6 +25,10 @@ pub const TESTS: &[Test] = &[
     t("img_save_tag_load", Kind::HullOnly, save_tag_load),
     t("img_bad_archives", Kind::HullOnly, bad_archives),
     t("img_escapes_refused", Kind::HullOnly, escapes_refused),
+    t("img_disk_full", Kind::HullOnly, disk_full),
+    t("img_commit", Kind::HullOnly, commit),
+    t("img_commit_bundle", Kind::HullOnly, commit_bundle),
+    t("img_crash_walk", Kind::HullOnly, crash_walk),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -576,5 +580,249 @@ fn escapes_refused(c: &Ctx) -> TestResult {
             "{what}: secret changed"
         );
     }
+    Ok(())
+}
+
+/// A store that fills up mid-unpack: the error names ENOSPC, and the
+/// partial layer and the blobs are gone.
+fn disk_full(c: &Ctx) -> TestResult {
+    let data = c.dir("data")?.join("small");
+    std::fs::create_dir(&data)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "rt-img-full"])
+        .arg(&data)
+        .status()?;
+    ensure!(
+        mounted.success(),
+        "cannot mount a tmpfs on {}",
+        data.display()
+    );
+    c.on_cleanup({
+        let data = data.clone();
+        move || {
+            drop(
+                std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&data)
+                    .status(),
+            )
+        }
+    });
+    // 1.2 MB of blob and as much unpacked do not fit in 3 MB twice over.
+    let big: Vec<u8> = (0..1_200_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    let layer = Tar::new()
+        .file("a", 0o644, &big)
+        .file("b", 0o644, &big)
+        .finish();
+    let layers = vec![layer];
+    let cfg = image_config(&layers, json!({"Cmd": ["true"]}));
+    let path = write(c, "big.tar", &docker_archive(&["big:1"], &cfg, &layers))?;
+    let out = load(c, &data, &path);
+    one_line_error(&out, "a full disk", "ENOSPC")?;
+    ensure!(
+        stored(&data).is_empty(),
+        "a full disk: stored {:?}",
+        stored(&data)
+    );
+    Ok(())
+}
+
+/// hull SIGKILLed at each step of `image load` (the failpoints build):
+/// `image prune -a` then leaves an empty store, and the load works again.
+fn crash_walk(c: &Ctx) -> TestResult {
+    let fp = super::faults::failpoints_bin()?;
+    let data = c.dir("data")?;
+    let layers = vec![base_layer(c)?, app_layer()];
+    let cfg = image_config(&layers, json!({"Cmd": ["true"]}));
+    let archive = write(
+        c,
+        "web.tar",
+        &docker_archive(&["web:latest"], &cfg, &layers),
+    )?;
+    let run_fp = |args: &[&str], step: &str| -> Result<std::process::Output, Outcome> {
+        Ok(std::process::Command::new(&fp)
+            .arg("--data-root")
+            .arg(&data)
+            .args(args)
+            .env("HULL_FAILPOINT", step)
+            .stdin(std::process::Stdio::null())
+            .output()?)
+    };
+    let trace = run_fp(&["--debug", "image", "load", "-i", &p(&archive)], "")?;
+    ensure!(
+        trace.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&trace.stderr)
+    );
+    let steps: Vec<String> = String::from_utf8_lossy(&trace.stderr)
+        .lines()
+        .filter_map(|l| l.split_once(" ms  ").map(|(_, s)| s.to_string()))
+        .filter(|s| s.starts_with("image load: "))
+        .fold(Vec::new(), |mut acc, s| {
+            if !acc.contains(&s) {
+                acc.push(s);
+            }
+            acc
+        });
+    ensure!(steps.len() >= 7, "too few steps in the trace: {steps:?}");
+    hull(c, &data, &["image", "prune", "-a"]).ok()?;
+    for step in &steps {
+        let out = run_fp(&["image", "load", "-i", &p(&archive)], step)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code().is_none() && err.contains("failpoint"),
+            "{step}: hull was not killed there: {:?} {err}",
+            out.status
+        );
+        hull(c, &data, &["image", "prune", "-a"]).ok()?;
+        ensure!(
+            stored(&data).is_empty(),
+            "{step}: prune left {:?}",
+            stored(&data)
+        );
+    }
+    load(c, &data, &archive).ok()?;
+    hull(c, &data, &["run", "--image", "web", "--name", &c.id()]).ok()?;
+    println!(
+        "img_crash_walk: {} steps of image load covered",
+        steps.len()
+    );
+    Ok(())
+}
+
+/// `commit ID IMAGE`: the container's changes (a new file, a changed one,
+/// a deleted one) as a new top layer, `-c` changes in the config, the
+/// message in the history; the image runs, and survives save and load.
+fn commit(c: &Ctx) -> TestResult {
+    let data = c.dir("data")?;
+    load_web(c, &data, json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}))?;
+    let id = c.id();
+    let script = "echo changed > /www/index.html; rm /bin/ls; mkdir -p /srv; echo n > /srv/new";
+    hull(
+        c,
+        &data,
+        &[
+            "run", "--keep", "--image", "web", "--name", &id, "sh", "-c", script,
+        ],
+    )
+    .ok()?;
+    let out = hull(
+        c,
+        &data,
+        &["commit", "-m", "the page", "-a", "tester", "-c", r#"CMD ["sh", "-c", "cat /www/index.html /srv/new; ls /bin/ls || echo no-ls; echo $V"]"#, "-c", "ENV V=set", &id, "web:v2"],
+    )
+    .ok()?;
+    let new_id = out.stdout.trim().to_string();
+    ensure!(
+        new_id.starts_with("sha256:"),
+        "commit printed {:?}",
+        out.stdout
+    );
+    let run = hull(c, &data, &["run", "--image", "web:v2", "--name", &c.id()]).ok()?;
+    ensure!(
+        run.stdout == "changed\nn\nno-ls\nset\n",
+        "the committed image: {:?} {}",
+        run.stdout,
+        run.stderr
+    );
+    let inspect: Value =
+        serde_json::from_str(&hull(c, &data, &["image", "inspect", "web:v2"]).ok()?.stdout)?;
+    let layers = inspect[0]["RootFS"]["Layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(layers == 3, "want 3 layers, got {layers}: {inspect}");
+    ensure!(
+        inspect[0]["Id"] == json!(new_id),
+        "inspect's id {} is not commit's {new_id}",
+        inspect[0]["Id"]
+    );
+    // The committed layer is a real tar: saved and loaded elsewhere, it runs.
+    let out = c.dir("save")?.join("v2.tar");
+    hull(c, &data, &["save", "-o", &p(&out), "web:v2"]).ok()?;
+    let data2 = c.dir("data")?;
+    load(c, &data2, &out).ok()?;
+    let run2 = hull(c, &data2, &["run", "--image", "web:v2", "--name", &c.id()]).ok()?;
+    ensure!(
+        run2.stdout == run.stdout,
+        "after save and load: {:?}",
+        run2.stdout
+    );
+    // The image the container came from is in use until the container goes.
+    one_line_error(
+        &hull(c, &data, &["rmi", "web"]),
+        "rmi of a used image",
+        "stopped container",
+    )?;
+    one_line_error(
+        &hull(c, &data, &["commit", "-c", "RUN make", &id, "web:v3"]),
+        "a bad change",
+        "unsupported instruction",
+    )?;
+    c.rt.delete(&id).ok()?;
+    hull(c, &data, &["rmi", "web", "web:v2"]).ok()?;
+    ensure!(stored(&data).is_empty(), "left {:?}", stored(&data));
+    Ok(())
+}
+
+/// A bundle run with --overlay commits to an image too: its rootfs
+/// becomes the base layer, its process the config.
+fn commit_bundle(c: &Ctx) -> TestResult {
+    let data = c.dir("data")?;
+    let mut cfg = runtime_tests::fixture::sh_config("echo x > /new; rm /bin/ls");
+    cfg["root"]["path"] = json!(p(c.suite.rootfs()?));
+    let b = c.bundle(&cfg)?;
+    let id = c.id();
+    hull(
+        c,
+        &data,
+        &["run", "--overlay", "--keep", "--bundle", &p(&b), &id],
+    )
+    .ok()?;
+    let out = hull(c, &data, &["commit", &id, "bun:1"]).ok()?;
+    ensure!(
+        out.stdout.starts_with("sha256:"),
+        "commit: {:?}",
+        out.stdout
+    );
+    c.rt.delete(&id).ok()?;
+    let run = hull(
+        c,
+        &data,
+        &[
+            "run",
+            "--image",
+            "bun:1",
+            "--name",
+            &c.id(),
+            "sh",
+            "-c",
+            "cat /new; ls /bin/ls || echo gone; ls /bin/cat",
+        ],
+    )
+    .ok()?;
+    ensure!(
+        run.stdout == "x\ngone\n/bin/cat\n",
+        "run of the committed bundle: {:?}",
+        run.stdout
+    );
+    // Its command is the bundle's.
+    let inspect: Value =
+        serde_json::from_str(&hull(c, &data, &["image", "inspect", "bun:1"]).ok()?.stdout)?;
+    ensure!(
+        inspect[0]["Config"]["Cmd"] == cfg["process"]["args"],
+        "Cmd {} is not the bundle's",
+        inspect[0]["Config"]["Cmd"]
+    );
+    // The existing layer-directory form stays.
+    let id2 = c.id();
+    hull(
+        c,
+        &data,
+        &["run", "--overlay", "--keep", "--bundle", &p(&b), &id2],
+    )
+    .ok()?;
+    let dir = c.dir("layer")?.join("l");
+    hull(c, &data, &["commit", &id2, &p(&dir)]).ok()?;
+    ensure!(dir.join("new").is_file(), "no layer directory written");
     Ok(())
 }
