@@ -29,6 +29,9 @@ APT_PKGS := busybox-static runc hyperfine libseccomp-dev pkg-config containerd d
 # --network bridge: nft applies the rules, conntrack flushes UDP flows; the
 # network tests build their namespaces with iproute2.
 APT_PKGS += nftables conntrack iproute2
+# The registry tests run Debian's distribution registry with TLS (openssl makes
+# the certificates) and htpasswd auth (apache2-utils).
+APT_PKGS += docker-registry apache2-utils openssl
 
 # The suite needs the release binaries only when it drives hull.
 SUITE_DEPS := bundles $(if $(filter $(HULL),$(RUNTIME)),build build-failpoints)

@@ -109,6 +109,14 @@ enum Command {
     Tag(cli::image::TagArgs),
     /// Write images to an OCI layout tar
     Save(cli::image::SaveArgs),
+    /// Download an image from a registry
+    Pull(cli::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(cli::registry::PushArgs),
+    /// Keep credentials for a registry (checked first)
+    Login(cli::registry::LoginArgs),
+    /// Forget the credentials for a registry
+    Logout(cli::registry::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -209,5 +217,9 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Rmi(args) => cli::image::rmi(args).map(ok),
         Command::Tag(args) => cli::image::tag(args).map(ok),
         Command::Save(args) => cli::image::save(args).map(ok),
+        Command::Pull(args) => cli::registry::pull(args, logger).map(ok),
+        Command::Push(args) => cli::registry::push(args, logger).map(ok),
+        Command::Login(args) => cli::registry::login(args).map(ok),
+        Command::Logout(args) => cli::registry::logout(args).map(ok),
     }
 }

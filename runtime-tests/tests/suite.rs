@@ -103,6 +103,10 @@ mod failclosed;
 mod faults;
 #[path = "suite/images.rs"]
 mod images;
+#[path = "suite/images_commit.rs"]
+mod images_commit;
+#[path = "suite/images_registry.rs"]
+mod images_registry;
 #[path = "suite/monitor.rs"]
 mod monitor;
 #[path = "suite/network.rs"]
@@ -150,6 +154,8 @@ fn main() {
         security::TESTS,
         storage::TESTS,
         images::TESTS,
+        images_commit::TESTS,
+        images_registry::TESTS,
         docker_run::TESTS,
     ]
     .into_iter()

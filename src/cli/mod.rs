@@ -14,6 +14,7 @@ pub mod logs;
 pub mod network;
 pub mod out;
 pub mod overrides;
+pub mod registry;
 pub mod remove;
 pub mod spec;
 pub mod stop;

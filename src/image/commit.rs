@@ -96,7 +96,7 @@ pub fn commit(
         config["created"] = json!(now);
         config["os"] = json!("linux");
         if config["architecture"].is_null() {
-            config["architecture"] = json!(super::archive::host_arch());
+            config["architecture"] = json!(super::oci::host_arch());
         }
         if let Some(a) = &opts.author {
             config["author"] = json!(a);
@@ -142,7 +142,7 @@ fn config_from_process(process: &Value) -> Value {
             c[to] = process[from].clone();
         }
     }
-    json!({"os": "linux", "architecture": super::archive::host_arch(), "config": c})
+    json!({"os": "linux", "architecture": super::oci::host_arch(), "config": c})
 }
 
 #[derive(Debug, PartialEq)]

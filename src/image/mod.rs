@@ -20,7 +20,9 @@ pub mod archive;
 pub mod bundle;
 pub mod commit;
 pub mod digest;
+pub mod oci;
 pub mod pack;
+pub mod registry;
 pub mod save;
 pub mod unpack;
 

@@ -70,7 +70,7 @@ pub fn save(store: &Store, images: &[(Record, Vec<String>)], out: impl Write) ->
 }
 
 /// The stored manifest if it is an OCI one, else one made from the record.
-fn manifest_of(store: &Store, record: &Record) -> Result<Vec<u8>> {
+pub fn manifest_of(store: &Store, record: &Record) -> Result<Vec<u8>> {
     if let Some(m) = &record.manifest {
         let bytes = store.read_blob(m)?;
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

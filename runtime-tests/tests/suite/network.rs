@@ -225,7 +225,7 @@ impl Topo {
                 return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
             }
             last = String::from_utf8_lossy(&out.stderr).into_owned();
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > guard(Duration::from_secs(10)) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -512,7 +512,7 @@ fn publish_udp(c: &Ctx) -> TestResult {
     let pid = c.rt.pid(&id)?;
     let server = in_netns(format!("/proc/{pid}/ns/net"), || {
         let sock = UdpSocket::bind("0.0.0.0:53")?;
-        sock.set_read_timeout(Some(Duration::from_secs(8)))?;
+        sock.set_read_timeout(Some(guard(Duration::from_secs(8))))?;
         let mut buf = [0u8; 512];
         let (n, peer) = sock.recv_from(&mut buf)?;
         sock.send_to(&buf[..n], peer)?;
@@ -670,12 +670,12 @@ fn port_conflicts(c: &Ctx) -> TestResult {
     let holder = in_netns(t.ns(&t.host), move || {
         let l = std::net::TcpListener::bind("0.0.0.0:18090")?;
         let _ = ready_tx.send(());
-        let _ = rx.recv_timeout(Duration::from_secs(30));
+        let _ = rx.recv_timeout(guard(Duration::from_secs(30)));
         drop(l);
         Ok(())
     });
     ready_rx
-        .recv_timeout(Duration::from_secs(5))
+        .recv_timeout(guard(Duration::from_secs(5)))
         .map_err(|_| Outcome::Fail("listener did not start".into()))?;
     let id = c.id();
     let out = t

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
+use runtime_tests::util::guard;
 use runtime_tests::{ensure, fail, TestResult};
 
 use super::network::{create_refused, topo};
@@ -109,8 +110,8 @@ fn delete_elsewhere(c: &Ctx) -> TestResult {
         while std::fs::read_link(format!("/proc/{}/exe", holder.id()))
             .map_or(true, |e| !e.to_string_lossy().contains("sleep"))
         {
-            if start.elapsed() > Duration::from_secs(10) {
-                fail!("unshare --net did not exec sleep in 10 s");
+            if start.elapsed() > guard(Duration::from_secs(10)) {
+                fail!("unshare --net did not exec sleep in time");
             }
             std::thread::sleep(Duration::from_millis(5));
         }

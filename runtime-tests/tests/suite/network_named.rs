@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
-use runtime_tests::util::sh;
+use runtime_tests::util::{guard, sh};
 use runtime_tests::{ensure, fail, Outcome, Output, TestResult};
 
 use super::network::{all_gone, create_refused, ip_of, topo, web_config, Topo, HOST_IP};
@@ -34,7 +34,7 @@ fn get_eventually(t: &Topo, c: &Ctx, id: &str, url: &str) -> Result<String, Outc
         if out.code == 0 {
             return Ok(out.stdout);
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > guard(Duration::from_secs(10)) {
             fail!("GET {url} from {id}: {}", out.stderr.trim());
         }
         std::thread::sleep(Duration::from_millis(100));

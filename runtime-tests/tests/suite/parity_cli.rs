@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use runtime_tests::fixture::{config, sh_config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
-use runtime_tests::util::{procs_with_env, wait_until};
+use runtime_tests::util::{guard, procs_with_env, wait_until};
 use runtime_tests::{ensure, fail, skip, Outcome, TestResult};
 use serde_json::{json, Value};
 
@@ -383,7 +383,7 @@ fn seccomp_notify_during_create(c: &Ctx) -> TestResult {
             };
             stream.set_nonblocking(false).map_err(|e| e.to_string())?;
             stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
+                .set_read_timeout(Some(guard(Duration::from_secs(30))))
                 .map_err(|e| e.to_string())?;
             let (data, fd) = recv_with_fd(&stream).map_err(|e| format!("recvmsg: {e}"))?;
             if fd < 0 {
@@ -407,7 +407,7 @@ fn seccomp_notify_during_create(c: &Ctx) -> TestResult {
     let created = c.rt.create(&id, &b).ok()?;
     // `create` has returned and nobody has called `start`: the agent has its fd (the
     // bound only guards against a runtime that sends it at `start`, or never).
-    let msg = match rx.recv_timeout(Duration::from_secs(20)) {
+    let msg = match rx.recv_timeout(guard(Duration::from_secs(20))) {
         Ok(Ok(msg)) => msg,
         Ok(Err(e)) => fail!("seccomp agent: {e}"),
         Err(_) => fail!("the agent got no notify fd during create (sent only at start?)"),

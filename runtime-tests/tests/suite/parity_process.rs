@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use runtime_tests::fixture::{config, sh_config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
 use runtime_tests::runtime::Output;
-use runtime_tests::util::{procs_with_env, wait_file_contains, wait_until};
+use runtime_tests::util::{guard, procs_with_env, wait_file_contains, wait_until};
 use runtime_tests::{ensure, fail, skip, Outcome, TestResult};
 use serde_json::{json, Value};
 
@@ -683,10 +683,13 @@ fn on_terminal(c: &Ctx, args: &[&str], stdout: Option<&Path>) -> Result<(Vec<u8>
                 Ok(0) | Err(_) => break, // EIO: every slave fd is closed
                 Ok(k) => got.extend_from_slice(&buf[..k]),
             }
-        } else if start.elapsed() > Duration::from_secs(60) {
+        } else if start.elapsed() > guard(Duration::from_secs(60)) {
             let _ = child.kill();
             let _ = child.wait();
-            fail!("hang guard: runtime on a terminal still running after 60 s");
+            fail!(
+                "hang guard: runtime on a terminal still running after {:?}",
+                guard(Duration::from_secs(60))
+            );
         }
     }
     let code = child.wait()?.code().unwrap_or(-1);

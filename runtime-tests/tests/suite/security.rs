@@ -685,7 +685,7 @@ fn seccomp_notify(c: &Ctx) -> TestResult {
         };
         stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
+            .set_read_timeout(Some(guard(Duration::from_secs(20))))
             .map_err(|e| e.to_string())?;
         let (data, fd) = recv_with_fd(&stream).map_err(|e| format!("recvmsg: {e}"))?;
         if fd < 0 {
