@@ -40,7 +40,7 @@ TEST_RUNC := $(if $(filter runc %/runc,$(RUNTIME)),,test-runc)
 
 # Prerequisites run in the order written, and the first failure stops make.
 .NOTPARALLEL:
-.PHONY: all deps build bundles image-web run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench fuzz build-failpoints clean
+.PHONY: all deps build bundles image-web run run-web lint unit suite test-runc test-cgroupv2 test-engines test bench bench-images fuzz build-failpoints clean
 
 all: build
 
@@ -134,6 +134,11 @@ test: deps build bundles lint unit suite $(if $(filter $(HULL),$(RUNTIME)),test-
 
 bench:
 	bash runtime-tests/bench/bench.sh
+	bash runtime-tests/bench/images.sh
+
+# Image load, disk per container and pull numbers (runtime-tests/bench/images.sh).
+bench-images: build bundles
+	bash runtime-tests/bench/images.sh
 
 # Fuzzing of the pure parsers (fuzz/, a workspace of its own): each target
 # runs FUZZ_SECONDS on one core, starting from the committed fuzz/seeds/<t>;

@@ -3,6 +3,7 @@
 
 use hull::{cgroups, cli, error, log, storage};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +14,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[command(
     name = "hull",
     about = "A fast, runc-compatible Linux container runtime",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = IMAGES_HELP
 )]
 struct Cli {
     /// Print the version, commit, spec and libseccomp versions (runc's shape)
@@ -99,25 +101,23 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// Connect to a detached container's terminal or stdio (detach: ctrl-p ctrl-q)
     Attach(cli::attach::AttachArgs),
-    /// Manage images: load, ls, inspect, rm, prune, tag, save
-    Image(cli::image::ImageArgs),
-    /// List images
-    Images(cli::image::ImagesArgs),
-    /// Remove images
-    Rmi(cli::image::RmiArgs),
-    /// Give an image another name
-    Tag(cli::image::TagArgs),
-    /// Write images to an OCI layout tar
-    Save(cli::image::SaveArgs),
-    /// Download an image from a registry
-    Pull(cli::registry::PullArgs),
-    /// Upload an image to a registry
-    Push(cli::registry::PushArgs),
-    /// Keep credentials for a registry (checked first)
-    Login(cli::registry::LoginArgs),
-    /// Forget the credentials for a registry
-    Logout(cli::registry::LogoutArgs),
+    /// The image commands (see IMAGES), parsed by cli::image_cli: their
+    /// definitions are built only when one of them runs, so the command
+    /// line of `run` and the others costs what it did before images.
+    #[command(external_subcommand)]
+    Other(Vec<OsString>),
 }
+
+const IMAGES_HELP: &str = "Images and registries (`hull COMMAND --help` for each):
+  image       Manage images: load, ls, inspect, rm, prune, tag, save
+  images      List images
+  rmi         Remove images
+  tag         Give an image another name
+  save        Write images to an OCI layout tar
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Keep credentials for a registry (checked first)
+  logout      Forget the credentials for a registry";
 
 fn main() -> ExitCode {
     // A detached container's monitor, re-executed: no command line to parse.
@@ -174,12 +174,21 @@ fn version() -> String {
 }
 
 fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
-    storage::set_data_root(&cli.data_root);
     let root = cli.root;
     let ok = |_| ExitCode::SUCCESS;
     let Some(command) = cli.command else {
         unreachable!("main checked that a command was given");
     };
+    if let Command::Other(argv) = command {
+        let Some((command, data_root)) = cli::image_cli::parse(argv) else {
+            Cli::command()
+                .error(ErrorKind::InvalidSubcommand, "unrecognized subcommand")
+                .exit()
+        };
+        storage::set_data_root(data_root.as_deref().unwrap_or(&cli.data_root));
+        return cli::image_cli::run(command, logger).map(ok);
+    }
+    storage::set_data_root(&cli.data_root);
     if cli.systemd_cgroup && matches!(command, Command::Create(_) | Command::Run(_)) {
         cgroups::check_systemd_flag()?;
     }
@@ -212,14 +221,6 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         Command::Restart(args) => cli::stop::restart(&root, args, logger),
         Command::Logs(args) => cli::logs::logs(&root, args),
         Command::Attach(args) => cli::attach::attach(&root, args),
-        Command::Image(args) => cli::image::image(args, logger).map(ok),
-        Command::Images(args) => cli::image::images(args).map(ok),
-        Command::Rmi(args) => cli::image::rmi(args).map(ok),
-        Command::Tag(args) => cli::image::tag(args).map(ok),
-        Command::Save(args) => cli::image::save(args).map(ok),
-        Command::Pull(args) => cli::registry::pull(args, logger).map(ok),
-        Command::Push(args) => cli::registry::push(args, logger).map(ok),
-        Command::Login(args) => cli::registry::login(args).map(ok),
-        Command::Logout(args) => cli::registry::logout(args).map(ok),
+        Command::Other(_) => unreachable!("handled above"),
     }
 }

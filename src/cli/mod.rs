@@ -8,6 +8,7 @@ pub mod features;
 pub mod foreground;
 pub mod gc;
 pub mod image;
+pub mod image_cli;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

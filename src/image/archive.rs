@@ -19,8 +19,7 @@ use serde::Deserialize;
 
 use super::digest::Digest;
 use super::oci::{
-    image, json, pick_platform, Descriptor, Index, Manifest, INDEX_TYPES, LAYER_TYPES,
-    MANIFEST_TYPES,
+    image, json, pick_platform, Descriptor, Index, Manifest, INDEX_TYPES, MANIFEST_TYPES,
 };
 use super::{normalize, Record, Store};
 use crate::error::{Context, Error, Result};
@@ -258,13 +257,8 @@ fn oci_layout(store: &Store, files: &Files, log: &Logger) -> Result<Vec<(Record,
         let manifest = pick_manifest(store, files, desc)?;
         let m: Manifest = json(store, &manifest.digest, "image manifest")?;
         let config = file(files, &blob_path(&m.config.digest), Some(&m.config))?.clone();
+        m.check_layer_types()?;
         for l in &m.layers {
-            let mt = l.media_type.as_deref().unwrap_or("");
-            if !LAYER_TYPES.contains(&mt) {
-                return Err(Error::new("read image manifest")
-                    .detail(format!("layer {}: unknown media type {mt:?}", l.digest))
-                    .hint("hull reads tar layers, plain, gzip or zstd"));
-            }
             file(files, &blob_path(&l.digest), Some(l))?;
         }
         out.push((

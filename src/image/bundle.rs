@@ -3,7 +3,7 @@
 //! Cmd (the command line's words replace Cmd), Env, WorkingDir, User (a
 //! name is looked up in the image's /etc/passwd by crate::overrides),
 //! Labels as annotations, StopSignal for `stop`, Volumes as anonymous
-//! volumes; Docker's default capabilities; the image's layers as the
+//! volumes, ExposedPorts for `-P`; Docker's default capabilities; the image's layers as the
 //! overlay lowers of a copy-on-write root. The rest is an ordinary bundle:
 //! everything after this goes through the same create path.
 
@@ -142,6 +142,13 @@ pub fn from_image(image: &str, dir: &Path, id: &str, command: &[String]) -> Resu
         .flatten()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
+    // ExposedPorts: what `-P` publishes.
+    let mut exposed: Vec<&String> = cfg.exposed_ports.iter().flatten().map(|(k, _)| k).collect();
+    exposed.sort();
+    if !exposed.is_empty() {
+        let list: Vec<&str> = exposed.iter().map(|s| s.as_str()).collect();
+        ann.insert(crate::network::ANN_EXPOSE.into(), json!(list.join(",")));
+    }
     if let Some(sig) = &cfg.stop_signal {
         ann.insert("org.opencontainers.image.stopSignal".into(), json!(sig));
     }

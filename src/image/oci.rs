@@ -48,6 +48,21 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
 }
 
+impl Manifest {
+    /// Every layer is a tar hull can read.
+    pub fn check_layer_types(&self) -> Result<()> {
+        for l in &self.layers {
+            let mt = l.media_type.as_deref().unwrap_or("");
+            if !LAYER_TYPES.contains(&mt) {
+                return Err(Error::new("read image manifest")
+                    .detail(format!("layer {}: unknown media type {mt:?}", l.digest))
+                    .hint("hull reads tar layers, plain, gzip or zstd"));
+            }
+        }
+        Ok(())
+    }
+}
+
 pub const INDEX_TYPES: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",

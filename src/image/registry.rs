@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::digest::Digest;
-use super::oci::{self, Descriptor, Index, Manifest, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES};
+use super::oci::{self, Descriptor, Index, Manifest, INDEX_TYPES, MANIFEST_TYPES};
 use super::{normalize, Record, Store};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
@@ -334,14 +334,7 @@ pub fn pull(
     }
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::new("parse image manifest").detail(e.to_string()))?;
-    for l in &m.layers {
-        let mt = l.media_type.as_deref().unwrap_or("");
-        if !LAYER_TYPES.contains(&mt) {
-            return Err(Error::new("read image manifest")
-                .detail(format!("layer {}: unknown media type {mt:?}", l.digest))
-                .hint("hull reads tar layers, plain, gzip or zstd"));
-        }
-    }
+    m.check_layer_types()?;
     let _lock = store.lock_exclusive()?;
     let (manifest, _) = store.put_blob(&bytes[..], None)?;
     let wanted: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();

@@ -1,5 +1,6 @@
 //! Image tests (hull-only), continued: `commit` of a container to an
-//! image, from an image and from an --overlay bundle.
+//! image, from an image and from an --overlay bundle; an image's
+//! ExposedPorts published by -P.
 
 use runtime_tests::ensure;
 use runtime_tests::fixture::Ctx;
@@ -13,6 +14,7 @@ use super::storage::{hull, p};
 pub const TESTS: &[Test] = &[
     t("img_commit", Kind::HullOnly, commit),
     t("img_commit_bundle", Kind::HullOnly, commit_bundle),
+    t("img_publish_all", Kind::HullOnly, publish_all),
 ];
 
 /// `commit ID IMAGE`: the container's changes (a new file, a changed one,
@@ -150,4 +152,48 @@ fn commit_bundle(c: &Ctx) -> TestResult {
     hull(c, &data, &["commit", &id2, &p(&dir)]).ok()?;
     ensure!(dir.join("new").is_file(), "no layer directory written");
     Ok(())
+}
+
+/// `-P` publishes the image's ExposedPorts on a free host port (in a
+/// network namespace of the test's own).
+fn publish_all(c: &Ctx) -> TestResult {
+    let t = super::network::topo(c)?;
+    let data = c.dir("data")?;
+    load_web(
+        c,
+        &data,
+        json!({"Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"], "ExposedPorts": {"80/tcp": {}}}),
+    )?;
+    let id = c.id();
+    let d = p(&data);
+    t.hull(
+        c,
+        &[
+            "--data-root",
+            &d,
+            "create",
+            "-P",
+            "--image",
+            "web",
+            "--name",
+            &id,
+        ],
+    )
+    .ok()?;
+    t.hull(c, &["start", &id]).ok()?;
+    let ports = t.hull(c, &["port", &id]).ok()?.stdout;
+    let port = ports
+        .strip_prefix("80/tcp -> 0.0.0.0:")
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    let Some(port) = port else {
+        runtime_tests::fail!("port {id}: {ports:?}");
+    };
+    let page = t.get(
+        &t.client,
+        &format!("http://{}:{port}/", super::network::HOST_IP),
+    )?;
+    ensure!(page == "<h1>image</h1>\n", "page through -P: {page:?}");
+    t.hull(c, &["delete", "--force", &id]).ok()?;
+    super::network::nothing_left(&t, &id)?;
+    super::network::all_gone(&t)
 }
