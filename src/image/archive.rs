@@ -21,6 +21,7 @@ use super::digest::Digest;
 use super::oci::{
     image, json, pick_platform, Descriptor, Index, Manifest, INDEX_TYPES, MANIFEST_TYPES,
 };
+use super::progress::Progress;
 use super::{normalize, Record, Store};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
@@ -44,12 +45,13 @@ pub fn load(store: &Store, path: &Path, log: &Logger) -> Result<Vec<Loaded>> {
 
 fn load_locked(store: &Store, path: &Path, log: &Logger) -> Result<Vec<Loaded>> {
     let files = if path == Path::new("-") {
-        ingest_tar(store, std::io::stdin().lock())?
+        ingest_tar(store, Progress::new(std::io::stdin().lock(), "load", None))?
     } else if path.is_dir() {
         ingest_dir(store, path)?
     } else {
         let f = File::open(path).step_at("open archive", path)?;
-        ingest_tar(store, f)?
+        let len = f.metadata().ok().map(|m| m.len());
+        ingest_tar(store, Progress::new(f, "load", len))?
     };
     log.step("image load: blobs stored");
     let images = if files.contains_key("manifest.json") {

@@ -22,6 +22,7 @@ pub mod commit;
 pub mod digest;
 pub mod oci;
 pub mod pack;
+pub mod progress;
 pub mod registry;
 pub mod save;
 pub mod unpack;

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::digest::Digest;
 use super::oci::{self, Descriptor, Index, Manifest, INDEX_TYPES, MANIFEST_TYPES};
+use super::progress::Progress;
 use super::{normalize, Record, Store};
 use crate::error::{Context, Error, Result};
 use crate::log::Logger;
@@ -343,7 +344,8 @@ pub fn pull(
             say(&format!("{}: already exists", d.digest.short()));
             continue;
         }
-        let reader = client.blob(&r.repo, &d.digest)?;
+        let what = format!("{}: pulling", d.digest.short());
+        let reader = Progress::new(client.blob(&r.repo, &d.digest)?, &what, d.size);
         let (_, len) = store
             .put_blob(reader, Some(&d.digest))
             .map_err(|e| e.within(format!("pull blob {}", d.digest.short())))?;
