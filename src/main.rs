@@ -180,9 +180,14 @@ fn run(cli: Cli, logger: &log::Logger) -> error::Result<ExitCode> {
         unreachable!("main checked that a command was given");
     };
     if let Command::Other(argv) = command {
+        let name = argv.first().map(|n| n.to_string_lossy().into_owned());
         let Some((command, data_root)) = cli::image_cli::parse(argv) else {
+            let name = name.unwrap_or_default();
             Cli::command()
-                .error(ErrorKind::InvalidSubcommand, "unrecognized subcommand")
+                .error(
+                    ErrorKind::InvalidSubcommand,
+                    format!("unrecognized subcommand '{name}'"),
+                )
                 .exit()
         };
         storage::set_data_root(data_root.as_deref().unwrap_or(&cli.data_root));

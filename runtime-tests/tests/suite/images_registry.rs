@@ -24,6 +24,7 @@ use super::storage::{hull, p};
 pub const TESTS: &[Test] = &[
     t("img_registry_push_pull", Kind::HullOnly, push_pull),
     t("img_registry_errors", Kind::HullOnly, errors),
+    t("img_readme_flow", Kind::HullOnly, readme_flow),
 ];
 
 /// A registry of the test's own: its address, CA and credentials file.
@@ -345,4 +346,101 @@ fn errors(c: &Ctx) -> TestResult {
         stored(&data)
     );
     Ok(())
+}
+
+/// The README's walk, in one test: the image `make image-web` writes
+/// (bundles/images/make-web.sh), loaded; `run -d -p 8080:80 --image web`
+/// (in a network namespace of the test's own); the page; a change
+/// committed; pushed to the registry; everything removed; pulled back; run
+/// again, serving the changed page.
+fn readme_flow(c: &Ctx) -> TestResult {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/images/make-web.sh");
+    if !script.is_file() {
+        return Err(Outcome::Skip("no bundles/images/make-web.sh here".into()));
+    }
+    let reg = start_registry(c)?;
+    let t = super::network::topo(c)?;
+    let data = c.dir("data")?;
+    let d = p(&data);
+    let tar = c.dir("img")?.join("web.tar");
+    sh("bash", &[&p(&script), &p(c.suite.rootfs()?), &p(&tar)])?;
+    hull(c, &data, &["image", "load", "-i", &p(&tar)]).ok()?;
+    let url = format!("http://{}:8080/", super::network::HOST_IP);
+
+    let id = c.id();
+    t.hull(
+        c,
+        &[
+            "--data-root",
+            &d,
+            "run",
+            "-d",
+            "-p",
+            "8080:80",
+            "--image",
+            "web",
+            "--name",
+            &id,
+        ],
+    )
+    .ok()?;
+    let page = t.get(&t.client, &url)?;
+    ensure!(
+        page == "<h1>Hello from a hull image</h1>\n",
+        "the image's page: {page:?}"
+    );
+    t.hull(
+        c,
+        &[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "echo '<h1>changed</h1>' > /www/index.html",
+        ],
+    )
+    .ok()?;
+    hull(c, &data, &["commit", "-m", "a new page", &id, "web:2"]).ok()?;
+
+    let remote = format!("{}/demo/web:2", reg.addr);
+    hull(c, &data, &["tag", "web:2", &remote]).ok()?;
+    reg.hull(
+        c,
+        &data,
+        "login",
+        &["-u", "tester", "-p", "s3cret", &reg.addr],
+    )
+    .ok()?;
+    reg.hull(c, &data, "push", &[&remote]).ok()?;
+    t.hull(c, &["rm", "-f", &id]).ok()?;
+    hull(c, &data, &["rmi", "web", "web:2", &remote]).ok()?;
+    ensure!(stored(&data).is_empty(), "rmi left {:?}", stored(&data));
+
+    reg.hull(c, &data, "pull", &[&remote]).ok()?;
+    let id2 = c.id();
+    t.hull(
+        c,
+        &[
+            "--data-root",
+            &d,
+            "run",
+            "-d",
+            "-p",
+            "8080:80",
+            "--image",
+            &remote,
+            "--name",
+            &id2,
+        ],
+    )
+    .ok()?;
+    let page = t.get(&t.client, &url)?;
+    ensure!(
+        page == "<h1>changed</h1>\n",
+        "the pulled image's page: {page:?}"
+    );
+    t.hull(c, &["rm", "-f", &id2]).ok()?;
+    hull(c, &data, &["rmi", &remote]).ok()?;
+    ensure!(stored(&data).is_empty(), "left {:?}", stored(&data));
+    super::network::all_gone(&t)
 }

@@ -3,12 +3,12 @@
 //! network namespaces, as every network test (network.rs).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use runtime_tests::fixture::{config, Ctx};
 use runtime_tests::harness::{t, Kind, Test};
-use runtime_tests::util::guard;
-use runtime_tests::{ensure, fail, TestResult};
+use runtime_tests::util::wait_until;
+use runtime_tests::{ensure, TestResult};
 
 use super::network::{create_refused, topo};
 
@@ -105,16 +105,14 @@ fn delete_elsewhere(c: &Ctx) -> TestResult {
         .spawn()?;
     let ns = format!("/proc/{}/ns/net", holder.id());
     let result = (|| -> TestResult {
-        // unshare execs sleep once it is in the new namespace.
-        let start = Instant::now();
-        while std::fs::read_link(format!("/proc/{}/exe", holder.id()))
-            .map_or(true, |e| !e.to_string_lossy().contains("sleep"))
-        {
-            if start.elapsed() > guard(Duration::from_secs(10)) {
-                fail!("unshare --net did not exec sleep in time");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // The event: unshare has moved into a namespace of its own (its
+        // `sleep` may be busybox, so the exe name says nothing).
+        let ours = std::fs::read_link("/proc/self/ns/net")?;
+        wait_until(
+            "unshare --net to enter its namespace",
+            Duration::from_secs(10),
+            || std::fs::read_link(&ns).is_ok_and(|l| l != ours),
+        )?;
         let run_there = |argv: &[&str]| {
             let out = Command::new("nsenter")
                 .arg(format!("--net={ns}"))
